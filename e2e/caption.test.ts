@@ -1,0 +1,256 @@
+// The whole platform as processes over real NATS and MongoDB: a caption job from submit to a checked MP4.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { MongoClient } from "mongodb";
+import { createGrpcClient, grpc } from "@framefleet/common";
+import {
+  ffprobe,
+  freePort,
+  makeTestVideo,
+  serveDirectory,
+  startMongo,
+  startNats,
+  startService,
+  tempDir,
+  type FileServer,
+  type Mongo,
+  type Nats,
+  type ServiceProcess,
+} from "@framefleet/common/testing";
+import { JobService, JobEventType } from "@framefleet/gen/framefleet/v1/job_service_pb";
+import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
+import { BillingService } from "@framefleet/gen/framefleet/v1/billing_service_pb";
+import { FleetService } from "@framefleet/gen/framefleet/v1/fleet_service_pb";
+
+const API_KEY = "ff_e2e_test_key_0123456789";
+const INPUT_SECONDS = 4;
+
+let nats: Nats;
+let mongo: Mongo;
+let files: FileServer;
+let work: string;
+let gateway: string;
+let billingUrl: string;
+let schedulerUrl: string;
+const services: ServiceProcess[] = [];
+
+const auth: Interceptor = (next) => (req) => {
+  req.header.set("authorization", `Bearer ${API_KEY}`);
+  return next(req);
+};
+
+async function connectJson(method: string, body: unknown, key: string | undefined = API_KEY) {
+  const res = await fetch(`${gateway}/framefleet.v1.JobService/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+async function waitForEnd(jobId: string, timeoutMs = 120_000): Promise<Record<string, any>> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const { body } = await connectJson("GetJob", { jobId });
+    if (["JOB_STATUS_SUCCEEDED", "JOB_STATUS_FAILED", "JOB_STATUS_CANCELED"].includes(body.job?.status)) return body.job;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`job ${jobId} did not end within ${timeoutMs} ms`);
+}
+
+before(async () => {
+  [nats, mongo] = await Promise.all([startNats(), startMongo()]);
+  work = tempDir("e2e");
+  await makeTestVideo(path.join(work, "input.mp4"), { seconds: INPUT_SECONDS, width: 640, height: 360 });
+  fs.writeFileSync(path.join(work, "not-a-video.mp4"), "this is text, not a video\n".repeat(100));
+  files = await serveDirectory(work);
+  const [gp, sp, bp] = await Promise.all([freePort(), freePort(), freePort()]);
+  gateway = `http://127.0.0.1:${gp}`;
+  schedulerUrl = `http://127.0.0.1:${sp}`;
+  billingUrl = `http://127.0.0.1:${bp}`;
+  const env = {
+    NATS_URL: nats.url,
+    MONGODB_URI: mongo.uri,
+    FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gp}`,
+    FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${sp}`,
+    FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${bp}`,
+    FRAMEFLEET_BOOTSTRAP_API_KEY: API_KEY,
+    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
+    FRAMEFLEET_MAX_INSTANCES: "1",
+    FRAMEFLEET_TICK_MS: "500",
+  };
+  for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
+});
+
+after(async () => {
+  for (const s of services.reverse()) await s.stop();
+  await files?.close();
+  await Promise.all([nats?.stop(), mongo?.stop()]);
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+describe("a caption job end to end", () => {
+  let jobId: string;
+  let outputFile: string;
+
+  test("SubmitJob over Connect JSON (as curl would) queues the job", async () => {
+    const { status, body } = await connectJson("SubmitJob", {
+      spec: {
+        caption: {
+          videoUrl: `${files.url}/input.mp4`,
+          subtitlesText: "1\n00:00:00,000 --> 00:00:03,500\nHELLO FRAMEFLEET\n",
+          style: { fontSize: 48, primaryColor: "#FFFF00" },
+        },
+        metadata: { purpose: "e2e" },
+      },
+    });
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.match(body.job.id, /^job_/);
+    assert.equal(body.job.status, "JOB_STATUS_QUEUED");
+    assert.equal(body.job.accountId, "default");
+    jobId = body.job.id;
+  });
+
+  test("WatchJob follows the job to SUCCEEDED with progress, in sequence order", async () => {
+    const client = createClient(JobService, createConnectTransport({ baseUrl: gateway, httpVersion: "1.1", interceptors: [auth] }));
+    const events = [];
+    for await (const res of client.watchJob({ jobId })) events.push(res.event!);
+    const statuses = events.filter((e) => e.type === JobEventType.STATUS_CHANGED).map((e) => e.status);
+    assert.equal(statuses[0], JobStatus.QUEUED);
+    assert.ok(statuses.includes(JobStatus.RUNNING), `statuses: ${statuses}`);
+    assert.equal(statuses.at(-1), JobStatus.SUCCEEDED);
+    const seqs = events.map((e) => Number(e.sequence));
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+    assert.equal(new Set(seqs).size, seqs.length);
+    const last = events.at(-1)!;
+    assert.equal(last.job?.output?.codec, "h264");
+
+    // Resuming after the last event seen gives the final state at once.
+    const resumed = [];
+    for await (const res of client.watchJob({ jobId, afterSequence: last.sequence })) resumed.push(res.event!);
+    assert.equal(resumed.length, 1);
+    assert.equal(resumed[0]!.status, JobStatus.SUCCEEDED);
+  });
+
+  test("the output downloads over plain HTTP and is a valid H.264 MP4 of the input's duration", async () => {
+    const res = await fetch(`${gateway}/v1/jobs/${jobId}/output`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "video/mp4");
+    const bytes = Buffer.from(await res.arrayBuffer());
+    outputFile = path.join(work, "output.mp4");
+    fs.writeFileSync(outputFile, bytes);
+    const probe = await ffprobe(outputFile);
+    assert.match(probe.format.format_name ?? "", /mp4/);
+    const video = probe.streams.find((s) => s.codec_type === "video");
+    assert.equal(video?.codec_name, "h264");
+    assert.ok(probe.streams.some((s) => s.codec_type === "audio"), "audio is kept");
+    assert.ok(Math.abs(Number(probe.format.duration) - INPUT_SECONDS) <= 0.1, `duration ${probe.format.duration}`);
+    const etag = res.headers.get("etag");
+    assert.equal(etag, `"${createHash("sha256").update(bytes).digest("hex")}"`);
+
+    const part = await fetch(`${gateway}/v1/jobs/${jobId}/output`, {
+      headers: { authorization: `Bearer ${API_KEY}`, range: "bytes=100-199" },
+    });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get("content-range"), `bytes 100-199/${bytes.length}`);
+    assert.deepEqual(Buffer.from(await part.arrayBuffer()), bytes.subarray(100, 200));
+  });
+
+  test("GetJob works from an outside @grpc/grpc-js client", async () => {
+    const client = createGrpcClient(JobService, gateway.replace("http://", ""));
+    try {
+      const { job } = await client.getJob({ jobId }, { metadata: { authorization: `Bearer ${API_KEY}` } });
+      assert.equal(job?.status, JobStatus.SUCCEEDED);
+      assert.equal(job?.output?.encoder, "libx264");
+      assert.equal(job?.attemptCount, 1);
+      assert.equal(job?.output?.downloadPath, `/v1/jobs/${jobId}/output`);
+      await assert.rejects(client.getJob({ jobId }), (err: { code: number }) => err.code === grpc.status.UNAUTHENTICATED);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("DownloadOutput over gRPC-Web streams the same bytes, resumable from an offset", async () => {
+    const client = createClient(JobService, createGrpcWebTransport({ baseUrl: gateway, httpVersion: "1.1", interceptors: [auth] }));
+    const whole = fs.readFileSync(outputFile);
+    const parts: Buffer[] = [];
+    for await (const r of client.downloadOutput({ jobId, offset: 1000n })) parts.push(Buffer.from(r.data));
+    assert.deepEqual(Buffer.concat(parts), whole.subarray(1000));
+  });
+
+  test("billing recorded the job's GPU time once", async () => {
+    const client = createClient(BillingService, createConnectTransport({ baseUrl: billingUrl, httpVersion: "1.1" }));
+    let cost;
+    for (let i = 0; i < 40; i++) {
+      cost = await client.getJobCost({ jobId });
+      if (cost.lines.length) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(cost!.lines.length, 1);
+    assert.equal(cost!.lines[0]!.attempt, 1);
+    assert.ok(cost!.lines[0]!.seconds > 0);
+    assert.ok(cost!.totalChargeMicros > 0n);
+  });
+
+  test("the fleet shows the local instance that ran it", async () => {
+    const client = createClient(FleetService, createConnectTransport({ baseUrl: schedulerUrl, httpVersion: "1.1" }));
+    const { instances } = await client.listInstances({ includeReleased: true });
+    assert.ok(instances.some((i) => i.provider === "local"), JSON.stringify(instances));
+  });
+});
+
+describe("bad input", () => {
+  test("an unknown job id is NotFound", async () => {
+    const { status, body } = await connectJson("GetJob", { jobId: "job_doesnotexist" });
+    assert.equal(status, 404);
+    assert.equal(body.code, "not_found");
+    const rest = await fetch(`${gateway}/v1/jobs/job_doesnotexist`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    assert.equal(rest.status, 404);
+  });
+
+  test("a missing or wrong API key is Unauthenticated and stores nothing", async () => {
+    const db = new MongoClient(mongo.uri);
+    try {
+      const jobs = db.db().collection("jobs");
+      const before = await jobs.countDocuments();
+      const spec = { caption: { videoUrl: `${files.url}/input.mp4`, subtitlesText: "1\n00:00:00,000 --> 00:00:01,000\nx\n" } };
+      for (const key of [undefined, "ff_wrong_key"]) {
+        const { status, body } = await connectJson("SubmitJob", { spec }, key);
+        assert.equal(status, 401);
+        assert.equal(body.code, "unauthenticated");
+      }
+      assert.equal(await jobs.countDocuments(), before);
+    } finally {
+      await db.close();
+    }
+  });
+
+  test("an invalid spec is InvalidArgument naming the field", async () => {
+    const { status, body } = await connectJson("SubmitJob", { spec: { caption: { videoUrl: "ftp://example.com/v.mp4" } } });
+    assert.equal(status, 400);
+    assert.equal(body.code, "invalid_argument");
+    assert.match(body.message, /spec\.caption\.video_url/);
+  });
+
+  test("a video URL that does not answer, or is not a video, fails the job with a readable error; services keep running", async () => {
+    const subs = "1\n00:00:00,000 --> 00:00:01,000\nx\n";
+    const missing = await connectJson("SubmitJob", { spec: { caption: { videoUrl: `${files.url}/missing.mp4`, subtitlesText: subs } } });
+    const notVideo = await connectJson("SubmitJob", { spec: { caption: { videoUrl: `${files.url}/not-a-video.mp4`, subtitlesText: subs } } });
+    const a = await waitForEnd(missing.body.job.id);
+    assert.equal(a.status, "JOB_STATUS_FAILED");
+    assert.equal(a.error.code, "input_unreachable");
+    assert.match(a.error.message, /404/);
+    const b = await waitForEnd(notVideo.body.job.id);
+    assert.equal(b.status, "JOB_STATUS_FAILED");
+    assert.equal(b.error.code, "invalid_input");
+    for (const s of services) assert.equal(s.proc.exitCode, null, `${s.name} is still running`);
+    const health = await fetch(`${gateway}/readyz`);
+    assert.equal(health.status, 200);
+  });
+});
+

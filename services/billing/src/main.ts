@@ -1,0 +1,45 @@
+// billing: meters GPU time from usage events into the ledger and answers cost questions.
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  connectMongo,
+  connectNats,
+  createLogger,
+  ensureEventStream,
+  envNumber,
+  envOptional,
+  envString,
+  exitOnStartupError,
+  listenDual,
+  onShutdown,
+  parseHostPort,
+} from "@framefleet/common";
+import { billingRoutes } from "./billing-service.ts";
+import { Ledger } from "./ledger.ts";
+import { parsePriceTable } from "./pricing.ts";
+import { consumeUsage } from "./usage-consumer.ts";
+
+const log = createLogger("billing");
+
+async function main() {
+  const addr = parseHostPort("FRAMEFLEET_BILLING_ADDR", envString("FRAMEFLEET_BILLING_ADDR", "127.0.0.1:8082"));
+  const pricing = {
+    table: parsePriceTable(envOptional("FRAMEFLEET_PRICE_TABLE")),
+    defaultMarkup: envNumber("FRAMEFLEET_PRICE_MARKUP", 1.3),
+  };
+  const mongo = await connectMongo(envString("MONGODB_URI", "mongodb://127.0.0.1:27017/framefleet"), log);
+  const ledger = new Ledger(mongo.db(), pricing);
+  await ledger.ensureIndexes();
+  const nc = await connectNats(envString("NATS_URL", "nats://127.0.0.1:4222"), "billing", log);
+  await ensureEventStream(nc);
+
+  const stop = new AbortController();
+  const consuming = consumeUsage(nc, ledger, log, stop.signal).catch((err) => {
+    log.fatal({ err: String(err) }, "usage consumer stopped");
+    process.exit(1);
+  });
+  const server = await listenDual(connectNodeAdapter({ routes: billingRoutes(ledger) }), addr.host, addr.port);
+  log.info({ ready: true, port: server.port }, "billing ready");
+  onShutdown(log, [() => mongo.close(), () => nc.drain(), () => consuming, () => stop.abort(), () => server.close()]);
+}
+
+main().catch((err) => exitOnStartupError(log, err));

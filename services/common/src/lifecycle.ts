@@ -1,0 +1,27 @@
+import type { Logger } from "./logger.ts";
+
+/** Runs cleanups in reverse order on SIGINT/SIGTERM, then exits; a second signal exits at once. */
+export function onShutdown(log: Logger, cleanups: Array<() => Promise<unknown> | unknown>): void {
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    for (const c of [...cleanups].reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.warn({ err: String(err) }, "cleanup failed");
+      }
+    }
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+}
+
+/** Logs a fatal start-up error with what to do next and exits non-zero. */
+export function exitOnStartupError(log: Logger, err: unknown): never {
+  log.fatal({ err: err instanceof Error ? err.message : String(err) }, "could not start");
+  process.exit(1);
+}

@@ -1,0 +1,186 @@
+// Downloads of untrusted URLs: http(s) only, every address checked (also after redirects and at connect
+// time, so DNS rebinding cannot slip a private address in), with size and time limits.
+import * as dns from "node:dns";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
+import * as net from "node:net";
+import { pipeline } from "node:stream/promises";
+import { Transform } from "node:stream";
+
+export type FetchErrorCode = "invalid_url" | "blocked_address" | "input_unreachable" | "input_too_large" | "timeout";
+
+export class FetchError extends Error {
+  override name = "FetchError";
+  readonly code: FetchErrorCode;
+  constructor(code: FetchErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const blocked = new net.BlockList();
+for (const [addr, prefix] of [
+  ["0.0.0.0", 8],
+  ["10.0.0.0", 8],
+  ["100.64.0.0", 10],
+  ["127.0.0.0", 8],
+  ["169.254.0.0", 16], // link-local, cloud metadata (169.254.169.254)
+  ["172.16.0.0", 12],
+  ["192.0.0.0", 24],
+  ["192.0.2.0", 24],
+  ["192.88.99.0", 24],
+  ["192.168.0.0", 16],
+  ["198.18.0.0", 15],
+  ["198.51.100.0", 24],
+  ["203.0.113.0", 24],
+  ["224.0.0.0", 4],
+  ["240.0.0.0", 4],
+] as const) {
+  blocked.addSubnet(addr, prefix, "ipv4");
+}
+for (const [addr, prefix] of [
+  ["::", 128],
+  ["::1", 128],
+  ["64:ff9b::", 96],
+  ["100::", 64],
+  ["2001:db8::", 32],
+  ["fc00::", 7], // unique local
+  ["fe80::", 10], // link-local
+  ["ff00::", 8],
+] as const) {
+  blocked.addSubnet(addr, prefix, "ipv6");
+}
+
+/** True for loopback, private, link-local, metadata, multicast and reserved addresses. */
+export function isBlockedAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 4) return blocked.check(address, "ipv4");
+  if (family === 6) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    if (mapped) return blocked.check(mapped[1]!, "ipv4");
+    return blocked.check(address, "ipv6");
+  }
+  return true; // not an IP at all: refuse
+}
+
+export interface FetchLimits {
+  /** Largest body accepted, in bytes. */
+  maxBytes: number;
+  /** Whole download, redirects included. */
+  timeoutMs: number;
+  maxRedirects?: number;
+  /** Lift the address check (local development and tests only). */
+  allowPrivate?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Validates an untrusted URL's form; `field` names it in the error. */
+export function parseHttpUrl(raw: string, field: string): URL {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new FetchError("invalid_url", `${field}: not a valid URL`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new FetchError("invalid_url", `${field}: only http and https URLs are accepted, got ${u.protocol}`);
+  }
+  if (u.username || u.password) throw new FetchError("invalid_url", `${field}: URLs with credentials are not accepted`);
+  return u;
+}
+
+function guardedLookup(field: string, allowPrivate: boolean): net.LookupFunction {
+  return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
+    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(new FetchError("input_unreachable", `${field}: cannot resolve host ${hostname}`));
+      const list = addresses as dns.LookupAddress[];
+      if (!allowPrivate) {
+        const bad = list.find((a) => isBlockedAddress(a.address));
+        if (bad) {
+          return callback(
+            new FetchError("blocked_address", `${field}: host ${hostname} resolves to a private or reserved address`),
+          );
+        }
+      }
+      if (options.all) return callback(null, list);
+      const first = list[0]!;
+      callback(null, first.address, first.family);
+    });
+  }) as net.LookupFunction;
+}
+
+function checkLiteralHost(u: URL, field: string, allowPrivate: boolean): void {
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  if (net.isIP(host) && !allowPrivate && isBlockedAddress(host)) {
+    throw new FetchError("blocked_address", `${field}: ${host} is a private or reserved address`);
+  }
+}
+
+function request(u: URL, field: string, limits: FetchLimits, signal: AbortSignal): Promise<http.IncomingMessage> {
+  checkLiteralHost(u, field, !!limits.allowPrivate);
+  const mod = u.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.get(u, {
+      lookup: guardedLookup(field, !!limits.allowPrivate),
+      signal,
+      headers: { "user-agent": "framefleet/1", accept: "*/*" },
+    });
+    req.once("response", resolve);
+    req.once("error", (err) => {
+      if (err instanceof FetchError) return reject(err);
+      if (signal.aborted) return reject(new FetchError("timeout", `${field}: download took longer than ${limits.timeoutMs} ms`));
+      reject(new FetchError("input_unreachable", `${field}: ${u.host} did not answer (${(err as NodeJS.ErrnoException).code ?? err.message})`));
+    });
+  });
+}
+
+/** Downloads an untrusted URL to a file; returns the bytes written and the response's content type. */
+export async function fetchToFile(
+  rawUrl: string,
+  dest: string,
+  field: string,
+  limits: FetchLimits,
+): Promise<{ bytes: number; contentType: string }> {
+  const timeout = AbortSignal.timeout(limits.timeoutMs);
+  const signal = limits.signal ? AbortSignal.any([timeout, limits.signal]) : timeout;
+  let u = parseHttpUrl(rawUrl, field);
+  const maxRedirects = limits.maxRedirects ?? 5;
+  for (let hop = 0; ; hop++) {
+    const res = await request(u, field, limits, signal);
+    const status = res.statusCode ?? 0;
+    if (status >= 300 && status < 400 && res.headers.location) {
+      res.resume();
+      if (hop >= maxRedirects) throw new FetchError("input_unreachable", `${field}: more than ${maxRedirects} redirects`);
+      u = parseHttpUrl(new URL(res.headers.location, u).toString(), field);
+      continue;
+    }
+    if (status !== 200) {
+      res.resume();
+      throw new FetchError("input_unreachable", `${field}: ${u.host} answered HTTP ${status}`);
+    }
+    const declared = Number(res.headers["content-length"] ?? NaN);
+    if (declared > limits.maxBytes) {
+      res.destroy();
+      throw new FetchError("input_too_large", `${field}: ${declared} bytes is over the ${limits.maxBytes}-byte limit`);
+    }
+    let bytes = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        bytes += chunk.length;
+        if (bytes > limits.maxBytes) {
+          cb(new FetchError("input_too_large", `${field}: more than the ${limits.maxBytes}-byte limit`));
+        } else cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(res, counter, fs.createWriteStream(dest), { signal });
+    } catch (err) {
+      await fs.promises.rm(dest, { force: true });
+      if (err instanceof FetchError) throw err;
+      if (signal.aborted) throw new FetchError("timeout", `${field}: download took longer than ${limits.timeoutMs} ms`);
+      throw new FetchError("input_unreachable", `${field}: download broke off (${(err as Error).message})`);
+    }
+    return { bytes, contentType: String(res.headers["content-type"] ?? "") };
+  }
+}

@@ -1,0 +1,152 @@
+// Real infrastructure for tests: nats-server with JetStream and a MongoDB-compatible server, on free ports.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { randomBytes } from "node:crypto";
+import { freePort } from "../server.ts";
+
+export const repoRoot = path.resolve(import.meta.dirname, "../../../..");
+
+export { freePort };
+
+export async function waitForPort(port: number, timeoutMs: number, what: string, proc?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc && proc.exitCode !== null) throw new Error(`${what} exited with code ${proc.exitCode} before listening`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not listen on port ${port} within ${timeoutMs} ms`);
+}
+
+function which(cmd: string): string | undefined {
+  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
+  const p = r.stdout.trim();
+  return r.status === 0 && p ? p : undefined;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `framefleet-${prefix}-`));
+}
+
+async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.once("exit", () => r()));
+  p.kill("SIGTERM");
+  const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+export interface Nats {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  /** Stops and starts the same server (same store), for fault tests. */
+  restart(): Promise<void>;
+}
+
+export interface InfraOptions {
+  /** Keep the data here (kept after stop) instead of a temporary directory (removed after stop). */
+  dir?: string;
+}
+
+export async function startNats(opts: InfraOptions = {}): Promise<Nats> {
+  const bin = which("nats-server");
+  if (!bin) throw new Error("nats-server is not installed: run `apt-get install nats-server` (or see .ci/run).");
+  const dir = opts.dir ?? tempDir("nats");
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  let proc: ChildProcess;
+  const start = async () => {
+    proc = spawn(bin, ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+    await waitForPort(port, 10_000, "nats-server", proc);
+  };
+  await start();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    restart: async () => {
+      await stopProcess(proc);
+      await start();
+    },
+    stop: async () => {
+      await stopProcess(proc);
+      if (!opts.dir) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Mongo {
+  /** A connection string naming a database of its own. */
+  uri: string;
+  kind: "external" | "mongod" | "ferretdb";
+  stop(): Promise<void>;
+}
+
+/** Path where scripts/ferretdb.sh builds FerretDB. */
+export const ferretdbPath = path.join(repoRoot, ".tools/bin/ferretdb");
+
+/**
+ * A MongoDB-compatible server: MONGODB_URI if set (with a fresh database name), else mongod on PATH,
+ * else FerretDB (SQLite backend) built by scripts/ferretdb.sh.
+ */
+export async function startMongo(opts: InfraOptions & { dbName?: string } = {}): Promise<Mongo> {
+  const dbName = opts.dbName ?? `ff_test_${randomBytes(4).toString("hex")}`;
+  const external = process.env.MONGODB_URI;
+  if (external) {
+    const u = new URL(external);
+    u.pathname = `/${dbName}`;
+    return { uri: u.toString(), kind: "external", stop: async () => {} };
+  }
+  const dir = opts.dir ?? tempDir("db");
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const mongod = which("mongod");
+  const ferret = fs.existsSync(ferretdbPath) ? ferretdbPath : which("ferretdb");
+  let proc: ChildProcess;
+  let kind: Mongo["kind"];
+  if (mongod) {
+    kind = "mongod";
+    proc = spawn(mongod, ["--dbpath", dir, "--bind_ip", "127.0.0.1", "--port", String(port)], { stdio: "ignore" });
+  } else if (ferret) {
+    kind = "ferretdb";
+    proc = spawn(
+      ferret,
+      [
+        "--handler=sqlite",
+        `--sqlite-url=file:${dir}/`,
+        `--listen-addr=127.0.0.1:${port}`,
+        "--telemetry=disable",
+        "--log-level=error",
+        `--state-dir=${dir}`,
+        // Its debug/metrics listener defaults to a fixed port, which parallel servers would fight over.
+        "--debug-addr=-",
+      ],
+      { stdio: "ignore" },
+    );
+  } else {
+    throw new Error(
+      "No MongoDB-compatible server: set MONGODB_URI, put mongod on PATH, or build FerretDB with `bash scripts/ferretdb.sh`.",
+    );
+  }
+  await waitForPort(port, 20_000, kind, proc);
+  return {
+    uri: `mongodb://127.0.0.1:${port}/${dbName}`,
+    kind,
+    stop: async () => {
+      await stopProcess(proc);
+      if (!opts.dir) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,208 @@
+// What the public API does with jobs, independent of protocol: Connect, gRPC and REST all call this.
+import { createHash } from "node:crypto";
+import { toBinary } from "@bufbuild/protobuf";
+import { ConnectError, Code } from "@connectrpc/connect";
+import { GridFSBucket, type Collection, type Db } from "mongodb";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  encodeSpec,
+  isDuplicateKey,
+  isTerminal,
+  jobsCollection,
+  jobToProto,
+  newId,
+  OUTPUTS_BUCKET,
+  publishJobStatus,
+  statusFromProto,
+  subjects,
+  waitingStatuses,
+  type EventPublisher,
+  type JobDoc,
+  type Logger,
+} from "@framefleet/common";
+import { JobSpecSchema, type Job, type JobSpec, type JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
+import type { Caller } from "./auth.ts";
+import { validateSpec, toConnectError } from "./validate.ts";
+
+const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+
+interface IdempotencyDoc {
+  _id: string;
+  jobId: string;
+  requestHash: string;
+  createdAt: Date;
+}
+
+export interface JobApiOptions {
+  db: Db;
+  nc: NatsConnection;
+  publisher: EventPublisher;
+  log: Logger;
+  maxAttempts: number;
+  clock?: () => number;
+}
+
+export class JobApi {
+  readonly jobs: Collection<JobDoc>;
+  readonly #idem: Collection<IdempotencyDoc>;
+  readonly #o: JobApiOptions;
+  readonly #now: () => Date;
+
+  constructor(o: JobApiOptions) {
+    this.#o = o;
+    this.jobs = jobsCollection(o.db);
+    this.#idem = o.db.collection<IdempotencyDoc>("idempotency");
+    const clock = o.clock ?? Date.now;
+    this.#now = () => new Date(clock());
+  }
+
+  async submit(caller: Caller, spec: JobSpec | undefined): Promise<Job> {
+    if (caller.role === "read") throw new ConnectError("this API key is read-only", Code.PermissionDenied);
+    try {
+      validateSpec(spec);
+    } catch (err) {
+      throw toConnectError(err);
+    }
+    const now = this.#now();
+    const jobId = newId("job");
+    if (spec.idempotencyKey) {
+      const existing = await this.#claimIdempotencyKey(caller, spec, jobId, now);
+      if (existing) return existing;
+    }
+    const doc: JobDoc = {
+      _id: jobId,
+      accountId: caller.accountId,
+      status: "QUEUED",
+      progress: 0,
+      spec: encodeSpec(spec),
+      task: spec.task.case!,
+      createdAt: now,
+      updatedAt: now,
+      attempt: 0,
+      maxAttempts: this.#o.maxAttempts,
+      lastEventSeq: 0,
+      ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
+    };
+    await this.jobs.insertOne(doc);
+    this.#o.log.info({ jobId, accountId: caller.accountId, task: doc.task }, "job submitted");
+    try {
+      await publishJobStatus(this.#o.publisher, this.jobs, doc, "queued");
+    } catch (err) {
+      // The job is stored; the scheduler's periodic pass finds it even without the event.
+      this.#o.log.warn({ jobId, err: String(err) }, "publishing the queued event failed");
+    }
+    return jobToProto((await this.jobs.findOne({ _id: jobId })) ?? doc);
+  }
+
+  /** Returns the job an earlier request with the same key created, or undefined after reserving the key. */
+  async #claimIdempotencyKey(caller: Caller, spec: JobSpec, jobId: string, now: Date): Promise<Job | undefined> {
+    const _id = `${caller.accountId}:${spec.idempotencyKey}`;
+    const requestHash = createHash("sha256").update(toBinary(JobSpecSchema, spec)).digest("hex");
+    for (let i = 0; i < 50; i++) {
+      try {
+        await this.#idem.insertOne({ _id, jobId, requestHash, createdAt: now });
+        return undefined;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+      const prior = await this.#idem.findOne({ _id });
+      if (!prior) continue;
+      if (now.getTime() - prior.createdAt.getTime() > IDEMPOTENCY_WINDOW_MS) {
+        await this.#idem.deleteOne({ _id, createdAt: prior.createdAt });
+        continue;
+      }
+      if (prior.requestHash !== requestHash) {
+        throw new ConnectError(
+          "spec.idempotency_key: already used with a different request; use a new key for a different job",
+          Code.AlreadyExists,
+        );
+      }
+      const job = await this.jobs.findOne({ _id: prior.jobId });
+      if (job) return jobToProto(job);
+      // The first request reserved the key but has not stored its job yet.
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new ConnectError("spec.idempotency_key: the first request with this key is still being stored; retry", Code.Unavailable);
+  }
+
+  async getDoc(caller: Caller, jobId: string): Promise<JobDoc> {
+    if (!jobId) throw new ConnectError("job_id: required", Code.InvalidArgument);
+    // Another account's job is reported exactly like a missing one.
+    const doc = await this.jobs.findOne({ _id: jobId, accountId: caller.accountId });
+    if (!doc) throw new ConnectError(`job ${jobId} not found`, Code.NotFound);
+    return doc;
+  }
+
+  async get(caller: Caller, jobId: string): Promise<Job> {
+    return jobToProto(await this.getDoc(caller, jobId));
+  }
+
+  async list(
+    caller: Caller,
+    pageSize: number,
+    pageToken: string,
+    statuses: JobStatus[],
+  ): Promise<{ jobs: Job[]; nextPageToken: string }> {
+    const size = pageSize === 0 ? 20 : Math.min(pageSize, 100);
+    const filter: Record<string, unknown> = { accountId: caller.accountId };
+    if (statuses.length) {
+      const names = statuses.map((s) => {
+        const n = statusFromProto(s);
+        if (!n) throw new ConnectError(`statuses: ${s} is not a job status`, Code.InvalidArgument);
+        return n;
+      });
+      filter.status = { $in: names };
+    }
+    if (pageToken) {
+      let cursor: { t: number; i: string };
+      try {
+        cursor = JSON.parse(Buffer.from(pageToken, "base64url").toString());
+        if (typeof cursor.t !== "number" || typeof cursor.i !== "string") throw new Error();
+      } catch {
+        throw new ConnectError("page_token: not a token this API returned", Code.InvalidArgument);
+      }
+      const t = new Date(cursor.t);
+      filter.$or = [{ createdAt: { $lt: t } }, { createdAt: t, _id: { $lt: cursor.i } }];
+    }
+    const docs = await this.jobs.find(filter).sort({ createdAt: -1, _id: -1 }).limit(size + 1).toArray();
+    const page = docs.slice(0, size);
+    const last = page[page.length - 1];
+    const nextPageToken =
+      docs.length > size && last ? Buffer.from(JSON.stringify({ t: last.createdAt.getTime(), i: last._id })).toString("base64url") : "";
+    return { jobs: page.map(jobToProto), nextPageToken };
+  }
+
+  async cancel(caller: Caller, jobId: string, reason: string): Promise<Job> {
+    if (caller.role === "read") throw new ConnectError("this API key is read-only", Code.PermissionDenied);
+    const doc = await this.getDoc(caller, jobId);
+    const now = this.#now();
+    const why = reason || "canceled by the user";
+    if (isTerminal(doc.status)) {
+      throw new ConnectError(`job ${jobId} already ended (${doc.status})`, Code.FailedPrecondition);
+    }
+    // Not started yet: cancel here, atomically against a scheduler claiming it.
+    const waiting = await this.jobs.findOneAndUpdate(
+      { _id: jobId, status: { $in: [...waitingStatuses] } },
+      { $set: { status: "CANCELED", endedAt: now, updatedAt: now, error: { code: "canceled", message: why } } },
+      { returnDocument: "after" },
+    );
+    if (waiting) {
+      await publishJobStatus(this.#o.publisher, this.jobs, waiting, why);
+      return jobToProto(waiting);
+    }
+    // Running: ask the scheduler to stop it; the job turns CANCELED when the worker has stopped.
+    const running = await this.jobs.findOneAndUpdate(
+      { _id: jobId, status: "RUNNING" },
+      { $set: { cancelRequested: { at: now, reason: why }, updatedAt: now } },
+      { returnDocument: "after" },
+    );
+    this.#o.nc.publish(subjects.cancel(jobId), why);
+    return jobToProto(running ?? (await this.getDoc(caller, jobId)));
+  }
+
+  /** The finished output's GridFS stream from `start` (inclusive) to `end` (exclusive). */
+  openOutput(doc: JobDoc, start: number, end?: number) {
+    const bucket = new GridFSBucket(this.#o.db, { bucketName: OUTPUTS_BUCKET });
+    return bucket.openDownloadStream(doc.output!.fileId, { start, ...(end !== undefined ? { end } : {}) });
+  }
+}

@@ -1,0 +1,110 @@
+// JobService over Connect, gRPC and gRPC-Web.
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { ConnectError, Code } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { decodeEvent, EVENTS_STREAM, isTerminal, jobToProto, statusFromProto, subjects } from "@framefleet/common";
+import { JobEventSchema, JobEventType, JobService, type JobEvent } from "@framefleet/gen/framefleet/v1/job_service_pb";
+import { callerKey, unauthenticated, type Caller } from "./auth.ts";
+import type { JobApi } from "./job-api.ts";
+
+function callerOf(ctx: HandlerContext): Caller {
+  const c = ctx.values.get(callerKey);
+  if (!c) throw unauthenticated();
+  return c;
+}
+
+export function jobRoutes(api: JobApi, nc: NatsConnection) {
+  return (router: ConnectRouter) =>
+    router.service(JobService, {
+      async submitJob(req, ctx) {
+        return { job: await api.submit(callerOf(ctx), req.spec) };
+      },
+      async getJob(req, ctx) {
+        return { job: await api.get(callerOf(ctx), req.jobId) };
+      },
+      async listJobs(req, ctx) {
+        return api.list(callerOf(ctx), req.pageSize, req.pageToken, req.statuses);
+      },
+      async cancelJob(req, ctx) {
+        return { job: await api.cancel(callerOf(ctx), req.jobId, req.reason) };
+      },
+      async *watchJob(req, ctx) {
+        for await (const event of watchEvents(api, nc, callerOf(ctx), req.jobId, Number(req.afterSequence), ctx.signal)) {
+          yield { event };
+        }
+      },
+      async *downloadOutput(req, ctx) {
+        const doc = await api.getDoc(callerOf(ctx), req.jobId);
+        if (doc.status !== "SUCCEEDED" || !doc.output) {
+          throw new ConnectError(`job ${doc._id} has no output yet (status ${doc.status})`, Code.FailedPrecondition);
+        }
+        const total = doc.output.sizeBytes;
+        let offset = Number(req.offset);
+        if (offset > total) throw new ConnectError(`offset: beyond the output's ${total} bytes`, Code.OutOfRange);
+        if (offset === total) return;
+        for await (const chunk of api.openOutput(doc, offset)) {
+          const data = chunk as Buffer;
+          yield { data, offset: BigInt(offset), totalSize: BigInt(total) };
+          offset += data.length;
+        }
+      },
+    });
+}
+
+/**
+ * A job's events from the event stream, after the given sequence, ending with the job's final status. A client that
+ * comes after the end (and after the stream forgot the events) still gets the final state.
+ */
+export async function* watchEvents(
+  api: JobApi,
+  nc: NatsConnection,
+  caller: Caller,
+  jobId: string,
+  afterSequence: number,
+  signal: AbortSignal,
+): AsyncGenerator<JobEvent> {
+  const doc = await api.getDoc(caller, jobId);
+  if (isTerminal(doc.status) && afterSequence >= doc.lastEventSeq) {
+    yield finalEvent(doc.lastEventSeq, jobToProto(doc));
+    return;
+  }
+  const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, {
+    filter_subjects: [subjects.jobAll(jobId)],
+    ...(afterSequence > 0
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSequence + 1 }
+      : { deliver_policy: DeliverPolicy.All }),
+  });
+  const messages = await consumer.consume();
+  const stop = () => void messages.close();
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    for await (const m of messages) {
+      const e = decodeEvent(m.data);
+      if (e.payload.case !== "job") continue;
+      const event = e.payload.value;
+      event.sequence = BigInt(m.seq);
+      if (event.job) event.job.lastEventSequence = event.sequence;
+      yield event;
+      const status = statusFromProto(event.status);
+      if (event.type === JobEventType.STATUS_CHANGED && status && isTerminal(status)) return;
+    }
+  } finally {
+    signal.removeEventListener("abort", stop);
+    await messages.close();
+  }
+}
+
+function finalEvent(sequence: number, job: ReturnType<typeof jobToProto>): JobEvent {
+  return create(JobEventSchema, {
+    sequence: BigInt(sequence),
+    jobId: job.id,
+    time: job.endTime ?? job.updateTime,
+    type: JobEventType.STATUS_CHANGED,
+    status: job.status,
+    progress: job.progress,
+    message: job.error?.message ?? "",
+    job,
+  });
+}

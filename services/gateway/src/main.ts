@@ -1,0 +1,72 @@
+// gateway: the public API. Connect, gRPC, gRPC-Web and REST/JSON on one port.
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  connectMongo,
+  connectNats,
+  createLogger,
+  ensureEventStream,
+  ensureJobIndexes,
+  envInt,
+  envOptional,
+  envString,
+  EventPublisher,
+  exitOnStartupError,
+  listenDual,
+  onShutdown,
+  parseHostPort,
+} from "@framefleet/common";
+import { ApiKeys, authInterceptor } from "./auth.ts";
+import { httpRoutes } from "./http.ts";
+import { JobApi } from "./job-api.ts";
+import { jobRoutes } from "./job-service.ts";
+
+const log = createLogger("gateway");
+
+async function main() {
+  const addr = parseHostPort("FRAMEFLEET_GATEWAY_ADDR", envString("FRAMEFLEET_GATEWAY_ADDR", "127.0.0.1:8080"));
+  const mongo = await connectMongo(envString("MONGODB_URI", "mongodb://127.0.0.1:27017/framefleet"), log);
+  const db = mongo.db();
+  await ensureJobIndexes(db);
+  const nc = await connectNats(envString("NATS_URL", "nats://127.0.0.1:4222"), "gateway", log);
+  await ensureEventStream(nc);
+
+  const keys = new ApiKeys(db);
+  const bootstrapKey = envOptional("FRAMEFLEET_BOOTSTRAP_API_KEY");
+  if (bootstrapKey) {
+    const k = await keys.register(bootstrapKey, envString("FRAMEFLEET_BOOTSTRAP_ACCOUNT", "default"), "bootstrap", "admin", new Date());
+    log.info({ keyId: k.keyId, accountId: k.accountId }, "bootstrap API key registered");
+  }
+  const api = new JobApi({
+    db,
+    nc,
+    publisher: new EventPublisher(nc, "gateway"),
+    log,
+    maxAttempts: envInt("FRAMEFLEET_MAX_ATTEMPTS", 3),
+  });
+
+  const rpc = connectNodeAdapter({
+    routes: jobRoutes(api, nc),
+    interceptors: [authInterceptor(keys)],
+    // Outputs are already-compressed video: compressing them again only burns CPU.
+    acceptCompression: [],
+  });
+  const handler = httpRoutes({
+    api,
+    keys,
+    log,
+    next: rpc,
+    ready: async () => {
+      try {
+        await db.command({ ping: 1 });
+        return !nc.isClosed();
+      } catch {
+        return false;
+      }
+    },
+  });
+  const server = await listenDual(handler, addr.host, addr.port);
+  log.info({ ready: true, port: server.port, url: `http://${addr.host}:${server.port}` }, "gateway ready");
+  onShutdown(log, [() => mongo.close(), () => nc.drain(), () => server.close()]);
+}
+
+main().catch((err) => exitOnStartupError(log, err));

@@ -1,0 +1,101 @@
+// One attempt of one job on one instance: call gpu-render's Render, store the output chunks in GridFS as they
+// arrive, report progress, and classify how it ended.
+import { once } from "node:events";
+import { GridFSBucket, type Db } from "mongodb";
+import { grpc, OUTPUTS_BUCKET, type GrpcClient, type JobOutputDoc } from "@framefleet/common";
+import type { RenderService } from "@framefleet/gen/framefleet/v1/render_service_pb";
+import type { JobSpec } from "@framefleet/gen/framefleet/v1/job_pb";
+
+export type AttemptOutcome =
+  | { kind: "succeeded"; output: JobOutputDoc; renderSeconds: number }
+  /** The input or spec is at fault: retrying elsewhere would fail the same way. */
+  | { kind: "failed"; code: string; message: string }
+  /** The worker or the connection failed: the job may run again elsewhere. */
+  | { kind: "lost"; code: string; message: string }
+  | { kind: "canceled"; message: string };
+
+export interface AttemptParams {
+  db: Db;
+  client: GrpcClient<typeof RenderService>;
+  token: string;
+  jobId: string;
+  attempt: number;
+  spec: JobSpec;
+  signal: AbortSignal;
+  onProgress(percent: number, stage: string): void;
+}
+
+// Status codes that mean "this job cannot succeed as asked" rather than "this worker failed".
+const permanentCodes = new Set([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.UNIMPLEMENTED,
+  grpc.status.OUT_OF_RANGE,
+]);
+
+export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
+  const bucket = new GridFSBucket(p.db, { bucketName: OUTPUTS_BUCKET, chunkSizeBytes: 1 << 20 });
+  const upload = bucket.openUploadStream(`${p.jobId}/${p.attempt}`, {
+    metadata: { jobId: p.jobId, attempt: p.attempt },
+  });
+  let received = 0;
+  try {
+    const stream = p.client.render(
+      { jobId: p.jobId, attempt: p.attempt, spec: p.spec },
+      { metadata: { authorization: `Bearer ${p.token}` }, signal: p.signal },
+    );
+    for await (const msg of stream) {
+      const ev = msg.event;
+      if (ev.case === "progress") {
+        p.onProgress(ev.value.percent, ev.value.stage);
+      } else if (ev.case === "chunk") {
+        if (Number(ev.value.offset) !== received) {
+          throw Object.assign(new Error(`chunk at offset ${ev.value.offset}, expected ${received}`), { lost: true });
+        }
+        received += ev.value.data.length;
+        if (!upload.write(ev.value.data)) await once(upload, "drain");
+      } else if (ev.case === "result") {
+        const o = ev.value.output!;
+        if (Number(o.sizeBytes) !== received) {
+          throw Object.assign(new Error(`worker reported ${o.sizeBytes} bytes, received ${received}`), { lost: true });
+        }
+        upload.end();
+        await once(upload, "finish");
+        return {
+          kind: "succeeded",
+          renderSeconds: ev.value.renderSeconds,
+          output: {
+            fileId: upload.id,
+            sizeBytes: received,
+            sha256: o.sha256,
+            durationSeconds: o.durationSeconds,
+            width: o.width,
+            height: o.height,
+            codec: o.codec,
+            encoder: o.encoder,
+            contentType: o.contentType || "video/mp4",
+          },
+        };
+      }
+    }
+    throw Object.assign(new Error("the worker ended the stream without a result"), { lost: true });
+  } catch (err) {
+    await upload.abort().catch(() => {});
+    return classify(err, p.signal);
+  }
+}
+
+function classify(err: unknown, signal: AbortSignal): AttemptOutcome {
+  if (signal.aborted) return { kind: "canceled", message: String(signal.reason ?? "canceled") };
+  const e = err as { code?: number; details?: string; message?: string; metadata?: grpc.Metadata; lost?: boolean };
+  if (e.lost) return { kind: "lost", code: "worker_protocol", message: e.message ?? "worker misbehaved" };
+  if (typeof e.code === "number") {
+    const code = String(e.metadata?.get("ff-error-code")[0] ?? "");
+    const message = e.details || e.message || "render failed";
+    if (permanentCodes.has(e.code) || code === "render_failed") {
+      return { kind: "failed", code: code || grpc.status[e.code]!.toLowerCase(), message };
+    }
+    return { kind: "lost", code: code || "worker_unavailable", message: `worker failed: ${message}` };
+  }
+  return { kind: "lost", code: "worker_unavailable", message: `worker failed: ${e.message ?? String(err)}` };
+}

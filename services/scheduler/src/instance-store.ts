@@ -1,0 +1,53 @@
+// The instances collection: every instance we ever leased, the record the reconciler and billing trust.
+import type { Collection, Db } from "mongodb";
+
+export type InstanceStateName = "PROVISIONING" | "READY" | "RELEASING" | "RELEASED" | "FAILED";
+
+export interface InstanceDoc {
+  _id: string;
+  provider: string;
+  providerInstanceId: string;
+  state: InstanceStateName;
+  gpuName: string;
+  gpuCount: number;
+  pricePerHourMicros: number;
+  address?: string;
+  /** The lease's gpu-render token. Secret: never logged, never returned by the API. */
+  token: string;
+  maxJobs: number;
+  jobIds: string[];
+  /** Scheduler replica that manages it. */
+  owner: string;
+  createdAt: Date;
+  readyAt?: Date;
+  idleSince?: Date;
+  releasedAt?: Date;
+  releaseReason?: string;
+}
+
+export const liveInstanceStates: readonly InstanceStateName[] = ["PROVISIONING", "READY", "RELEASING"];
+
+export class InstanceStore {
+  readonly instances: Collection<InstanceDoc>;
+
+  constructor(db: Db) {
+    this.instances = db.collection<InstanceDoc>("instances");
+  }
+
+  async insert(doc: InstanceDoc): Promise<void> {
+    await this.instances.insertOne(doc);
+  }
+
+  async update(id: string, set: Partial<InstanceDoc>): Promise<void> {
+    await this.instances.updateOne({ _id: id }, { $set: set });
+  }
+
+  async list(includeReleased: boolean): Promise<InstanceDoc[]> {
+    const filter = includeReleased ? {} : { state: { $in: [...liveInstanceStates] } };
+    return this.instances.find(filter).sort({ createdAt: -1 }).toArray();
+  }
+
+  async listLiveOwnedBy(owner: string): Promise<InstanceDoc[]> {
+    return this.instances.find({ owner, state: { $in: [...liveInstanceStates] } }).toArray();
+  }
+}

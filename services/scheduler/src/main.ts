@@ -1,0 +1,94 @@
+// scheduler: queues jobs, leases instances from a provider, dispatches jobs to gpu-render, recovers failures.
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  connectMongo,
+  connectNats,
+  createLogger,
+  ensureEventStream,
+  ensureJobIndexes,
+  envBool,
+  envInt,
+  envString,
+  EventPublisher,
+  exitOnStartupError,
+  listenDual,
+  newId,
+  onShutdown,
+  parseHostPort,
+  subjects,
+} from "@framefleet/common";
+import { fleetRoutes } from "./fleet-service.ts";
+import { LocalProvider } from "./providers/local.ts";
+import type { Provider } from "./providers/provider.ts";
+import { Scheduler } from "./scheduler.ts";
+
+const log = createLogger("scheduler");
+
+async function main() {
+  const addr = parseHostPort("FRAMEFLEET_SCHEDULER_ADDR", envString("FRAMEFLEET_SCHEDULER_ADDR", "127.0.0.1:8081"));
+  const providerName = envString("FRAMEFLEET_PROVIDER", "local");
+  const jobsPerInstance = envInt("FRAMEFLEET_JOBS_PER_INSTANCE", 2);
+
+  const mongo = await connectMongo(envString("MONGODB_URI", "mongodb://127.0.0.1:27017/framefleet"), log);
+  const db = mongo.db();
+  await ensureJobIndexes(db);
+  const nc = await connectNats(envString("NATS_URL", "nats://127.0.0.1:4222"), "scheduler", log);
+  await ensureEventStream(nc);
+
+  let provider: Provider;
+  if (providerName === "local") {
+    const allowPrivate = envBool("FRAMEFLEET_ALLOW_PRIVATE_URLS", false);
+    provider = new LocalProvider({
+      log,
+      jobsPerInstance,
+      pricePerHourMicros: envInt("FRAMEFLEET_LOCAL_PRICE_PER_HOUR_MICROS", 100_000),
+      renderEnv: { FRAMEFLEET_ALLOW_PRIVATE_URLS: String(allowPrivate), LOG_LEVEL: process.env.LOG_LEVEL ?? "info" },
+    });
+  } else {
+    throw new Error(`FRAMEFLEET_PROVIDER="${providerName}" is not supported; use "local".`);
+  }
+
+  const scheduler = new Scheduler({
+    db,
+    provider,
+    publisher: new EventPublisher(nc, "scheduler"),
+    log,
+    owner: newId("sched"),
+    leaseMs: envInt("FRAMEFLEET_JOB_LEASE_MS", 30_000),
+    tickMs: envInt("FRAMEFLEET_TICK_MS", 1000),
+    policy: {
+      maxInstances: envInt("FRAMEFLEET_MAX_INSTANCES", 2),
+      minWarm: envInt("FRAMEFLEET_MIN_WARM", 0),
+      idleTimeoutMs: envInt("FRAMEFLEET_IDLE_TIMEOUT_MS", 120_000),
+      bootTimeoutMs: envInt("FRAMEFLEET_BOOT_TIMEOUT_MS", 300_000),
+      jobsPerInstance,
+    },
+  });
+
+  // New jobs and cancel requests arrive on the bus; the periodic pass and lease renewals cover anything missed.
+  const queued = nc.subscribe(subjects.job("*", "queued"));
+  (async () => {
+    for await (const _ of queued) scheduler.kick();
+  })().catch((err) => log.error({ err: String(err) }, "queued-job subscription ended"));
+  const cancels = nc.subscribe(subjects.cancelAll);
+  (async () => {
+    for await (const m of cancels) {
+      const jobId = m.subject.split(".").pop()!;
+      scheduler.cancelRunning(jobId, m.string() || "canceled by the user");
+    }
+  })().catch((err) => log.error({ err: String(err) }, "cancel subscription ended"));
+
+  await scheduler.start();
+  const server = await listenDual(connectNodeAdapter({ routes: fleetRoutes(scheduler.jobs, scheduler.instances) }), addr.host, addr.port);
+  log.info({ ready: true, port: server.port, provider: providerName }, "scheduler ready");
+
+  onShutdown(log, [
+    () => mongo.close(),
+    () => nc.drain(),
+    () => provider.close(),
+    () => scheduler.stop(),
+    () => server.close(),
+  ]);
+}
+
+main().catch((err) => exitOnStartupError(log, err));

@@ -1,0 +1,103 @@
+// The `local` provider: gpu-render processes on this machine, so the platform runs without a GPU cloud account.
+import { spawn, type ChildProcess } from "node:child_process";
+import * as path from "node:path";
+import * as readline from "node:readline";
+import type { Logger } from "@framefleet/common";
+import type { LeaseRequest, Provider, ProviderInstance } from "./provider.ts";
+
+const gpuRenderMain = path.resolve(import.meta.dirname, "../../../gpu-render/src/main.ts");
+
+export interface LocalProviderOptions {
+  log: Logger;
+  /** Extra environment for each gpu-render process. */
+  renderEnv?: Record<string, string>;
+  jobsPerInstance: number;
+  /** A nominal price, so cost reports have numbers to show for local runs. */
+  pricePerHourMicros: number;
+}
+
+interface LocalInstance {
+  info: ProviderInstance;
+  proc: ChildProcess;
+}
+
+export class LocalProvider implements Provider {
+  readonly name = "local";
+  readonly jobsPerInstance: number;
+  readonly #opts: LocalProviderOptions;
+  readonly #instances = new Map<string, LocalInstance>();
+
+  constructor(opts: LocalProviderOptions) {
+    this.#opts = opts;
+    this.jobsPerInstance = opts.jobsPerInstance;
+  }
+
+  async create(req: LeaseRequest): Promise<ProviderInstance> {
+    const proc = spawn(process.execPath, [gpuRenderMain], {
+      env: {
+        ...process.env,
+        ...this.#opts.renderEnv,
+        FRAMEFLEET_RENDER_ADDR: "127.0.0.1:0",
+        FRAMEFLEET_RENDER_TOKEN: req.token,
+        FRAMEFLEET_RENDER_MAX_JOBS: String(this.jobsPerInstance),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const providerInstanceId = `local-${proc.pid}`;
+    const info: ProviderInstance = {
+      providerInstanceId,
+      state: "loading",
+      gpuName: "local",
+      gpuCount: 1,
+      pricePerHourMicros: this.#opts.pricePerHourMicros,
+      instanceId: req.instanceId,
+    };
+    this.#instances.set(providerInstanceId, { info, proc });
+    const log = this.#opts.log.child({ instanceId: req.instanceId, providerInstanceId });
+    // gpu-render logs JSON; its ready line carries the port it bound.
+    readline.createInterface({ input: proc.stdout! }).on("line", (line) => {
+      try {
+        const l = JSON.parse(line) as { ready?: boolean; port?: number; level?: number; msg?: string };
+        if (l.ready && l.port) {
+          info.address = `127.0.0.1:${l.port}`;
+          info.state = "running";
+        }
+        if ((l.level ?? 0) >= 40) log.warn({ worker: l }, "gpu-render warning");
+      } catch {
+        log.debug({ line }, "gpu-render output");
+      }
+    });
+    readline.createInterface({ input: proc.stderr! }).on("line", (line) => log.warn({ line }, "gpu-render stderr"));
+    proc.once("exit", (code, signal) => {
+      info.state = "exited";
+      log.info({ code, signal }, "gpu-render process exited");
+    });
+    return { ...info };
+  }
+
+  async describe(providerInstanceId: string): Promise<ProviderInstance | undefined> {
+    const i = this.#instances.get(providerInstanceId);
+    return i && { ...i.info };
+  }
+
+  async destroy(providerInstanceId: string): Promise<void> {
+    const i = this.#instances.get(providerInstanceId);
+    if (!i) return;
+    this.#instances.delete(providerInstanceId);
+    const p = i.proc;
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once("exit", () => r()));
+    p.kill("SIGTERM");
+    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(t);
+  }
+
+  async list(): Promise<ProviderInstance[]> {
+    return [...this.#instances.values()].filter((i) => i.info.state !== "exited").map((i) => ({ ...i.info }));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#instances.keys()].map((id) => this.destroy(id)));
+  }
+}

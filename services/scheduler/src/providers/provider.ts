@@ -1,0 +1,34 @@
+// Where GPU instances come from. The scheduler only speaks this interface; `local` and `vast` implement it.
+
+export interface LeaseRequest {
+  /** Our id for the instance; providers label what they create with it. */
+  instanceId: string;
+  /** Secret gpu-render checks on every call; the provider passes it to the instance's environment. */
+  token: string;
+}
+
+export interface ProviderInstance {
+  providerInstanceId: string;
+  /** "loading" until the machine runs; "running" once gpu-render may answer at address. */
+  state: "loading" | "running" | "exited";
+  /** host:port of gpu-render, once known. */
+  address?: string;
+  gpuName: string;
+  gpuCount: number;
+  pricePerHourMicros: number;
+  /** Our instance id, from the label set at creation. */
+  instanceId?: string;
+}
+
+export interface Provider {
+  readonly name: string;
+  /** Jobs one instance of this provider runs at once. */
+  readonly jobsPerInstance: number;
+  /** Asks for an instance; returns at once, before it has booted. */
+  create(req: LeaseRequest): Promise<ProviderInstance>;
+  describe(providerInstanceId: string): Promise<ProviderInstance | undefined>;
+  destroy(providerInstanceId: string): Promise<void>;
+  /** Every instance this provider has that carries our label. */
+  list(): Promise<ProviderInstance[]>;
+  close(): Promise<void>;
+}

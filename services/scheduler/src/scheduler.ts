@@ -1,0 +1,394 @@
+// Runs the fleet: applies the policy's decisions (lease, dispatch, release), follows each attempt to its end, and
+// recovers jobs whose lease expired. Time comes from an injected clock.
+import { randomBytes } from "node:crypto";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Db } from "mongodb";
+import {
+  createGrpcClient,
+  decodeSpec,
+  newId,
+  publishJobProgress,
+  publishJobStatus,
+  subjects,
+  type EventPublisher,
+  type GrpcClient,
+  type JobDoc,
+  type Logger,
+} from "@framefleet/common";
+import { RenderService } from "@framefleet/gen/framefleet/v1/render_service_pb";
+import { InstanceEventType } from "@framefleet/gen/framefleet/v1/events_pb";
+import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
+import { runAttempt, type AttemptOutcome } from "./dispatch.ts";
+import { JobStore } from "./job-store.ts";
+import { InstanceStore, type InstanceDoc } from "./instance-store.ts";
+import { instanceToProto } from "./fleet-service.ts";
+import { plan, type InstanceView, type PolicyConfig } from "./policy.ts";
+import type { Provider } from "./providers/provider.ts";
+
+export interface SchedulerOptions {
+  db: Db;
+  provider: Provider;
+  publisher: EventPublisher;
+  log: Logger;
+  policy: PolicyConfig;
+  /** Identifies this replica in leases. */
+  owner: string;
+  clock?: () => number;
+  tickMs?: number;
+  /** How long a claim holds without renewal. */
+  leaseMs?: number;
+  bootPollMs?: number;
+}
+
+/** Why an attempt was interrupted: a user's cancel ends the job; anything else sends it back to the queue. */
+class Interruption {
+  readonly message: string;
+  readonly requeue: boolean;
+  constructor(message: string, requeue: boolean) {
+    this.message = message;
+    this.requeue = requeue;
+  }
+  toString() {
+    return this.message;
+  }
+}
+
+interface LiveInstance {
+  doc: InstanceDoc;
+  client?: GrpcClient<typeof RenderService>;
+  /** Running attempts here, by job id. */
+  running: Map<string, AbortController>;
+}
+
+export class Scheduler {
+  readonly jobs: JobStore;
+  readonly instances: InstanceStore;
+  readonly #o: Required<SchedulerOptions>;
+  readonly #fleet = new Map<string, LiveInstance>();
+  readonly #attempts = new Set<Promise<void>>();
+  #timer?: NodeJS.Timeout;
+  #ticking?: Promise<void>;
+  #tickAgain = false;
+  #stopped = false;
+
+  constructor(opts: SchedulerOptions) {
+    this.#o = { clock: Date.now, tickMs: 1000, leaseMs: 30_000, bootPollMs: 250, ...opts };
+    this.jobs = new JobStore(opts.db);
+    this.instances = new InstanceStore(opts.db);
+  }
+
+  get #log() {
+    return this.#o.log;
+  }
+
+  #now(): Date {
+    return new Date(this.#o.clock());
+  }
+
+  async start(): Promise<void> {
+    // Instances an earlier run of this provider left in the records but the provider no longer has are closed out.
+    const known = new Set((await this.#o.provider.list()).map((i) => i.providerInstanceId));
+    for (const doc of await this.instances.instances
+      .find({ provider: this.#o.provider.name, state: { $in: ["PROVISIONING", "READY", "RELEASING"] } })
+      .toArray()) {
+      if (!known.has(doc.providerInstanceId)) {
+        await this.instances.update(doc._id, { state: "RELEASED", releasedAt: this.#now(), releaseReason: "gone_on_start" });
+      }
+    }
+    this.#timer = setInterval(() => this.kick(), this.#o.tickMs);
+    this.kick();
+  }
+
+  /** Asks for a scheduling pass soon; passes never overlap. */
+  kick(): void {
+    if (this.#stopped) return;
+    if (this.#ticking) {
+      this.#tickAgain = true;
+      return;
+    }
+    this.#ticking = this.#tick()
+      .catch((err) => this.#log.error({ err: String(err) }, "scheduling pass failed"))
+      .finally(() => {
+        this.#ticking = undefined;
+        if (this.#tickAgain) {
+          this.#tickAgain = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Called when a cancel request for the job is seen. */
+  cancelRunning(jobId: string, reason: string): boolean {
+    for (const inst of this.#fleet.values()) {
+      const ctl = inst.running.get(jobId);
+      if (ctl) {
+        ctl.abort(new Interruption(reason, false));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  async #tick(): Promise<void> {
+    await this.#recoverExpired();
+    const waiting = await this.jobs.listWaiting(500);
+    const now = this.#o.clock();
+    const views: InstanceView[] = [...this.#fleet.values()].map(({ doc, running }) => ({
+      id: doc._id,
+      state: doc.state === "READY" ? "ready" : doc.state === "PROVISIONING" ? "provisioning" : "releasing",
+      activeJobs: running.size,
+      maxJobs: doc.maxJobs,
+      createdAt: doc.createdAt.getTime(),
+      idleSince: running.size === 0 ? (doc.idleSince ?? doc.readyAt)?.getTime() : undefined,
+    }));
+    const d = plan({ queued: waiting.map((j) => ({ id: j._id, createdAt: j.createdAt.getTime() })), instances: views }, now, this.#o.policy);
+
+    for (const r of d.release) await this.#release(r.instanceId, r.reason);
+    for (const jobId of d.provisioningFor) {
+      const job = await this.jobs.markProvisioning(jobId, this.#now());
+      if (job) await publishJobStatus(this.#o.publisher, this.jobs.jobs, job, "waiting for a GPU instance");
+    }
+    for (let i = 0; i < d.lease; i++) await this.#lease();
+    for (const a of d.assign) {
+      const inst = this.#fleet.get(a.instanceId);
+      if (inst) await this.#dispatch(a.jobId, inst);
+    }
+  }
+
+  async #lease(): Promise<void> {
+    const id = newId("inst");
+    const token = randomBytes(32).toString("hex");
+    const created = await this.#o.provider.create({ instanceId: id, token });
+    const doc: InstanceDoc = {
+      _id: id,
+      provider: this.#o.provider.name,
+      providerInstanceId: created.providerInstanceId,
+      state: "PROVISIONING",
+      gpuName: created.gpuName,
+      gpuCount: created.gpuCount,
+      pricePerHourMicros: created.pricePerHourMicros,
+      token,
+      maxJobs: this.#o.provider.jobsPerInstance,
+      jobIds: [],
+      owner: this.#o.owner,
+      createdAt: this.#now(),
+    };
+    await this.instances.insert(doc);
+    const live: LiveInstance = { doc, running: new Map() };
+    this.#fleet.set(id, live);
+    this.#log.info({ instanceId: id, providerInstanceId: doc.providerInstanceId }, "instance leased");
+    await this.#instanceEvent(doc, InstanceEventType.LEASED);
+    void this.#boot(live);
+  }
+
+  /** Waits for the provider to run the instance, then for gpu-render to answer. */
+  async #boot(live: LiveInstance): Promise<void> {
+    const { doc } = live;
+    while (!this.#stopped && this.#fleet.get(doc._id) === live && doc.state === "PROVISIONING") {
+      const info = await this.#o.provider.describe(doc.providerInstanceId).catch(() => undefined);
+      if (info?.state === "exited") {
+        await this.#release(doc._id, "exited_during_boot", "FAILED");
+        return;
+      }
+      if (info?.state === "running" && info.address) {
+        live.client ??= createGrpcClient(RenderService, info.address);
+        try {
+          const caps = await live.client.getCapabilities(
+            {},
+            { metadata: { authorization: `Bearer ${doc.token}` }, deadline: 2000 },
+          );
+          const now = this.#now();
+          Object.assign(doc, { state: "READY", address: info.address, readyAt: now, idleSince: now });
+          if (caps.maxConcurrentJobs > 0) doc.maxJobs = caps.maxConcurrentJobs;
+          if (caps.gpuName) doc.gpuName = caps.gpuName;
+          await this.instances.update(doc._id, {
+            state: "READY",
+            address: info.address,
+            readyAt: now,
+            idleSince: now,
+            maxJobs: doc.maxJobs,
+            gpuName: doc.gpuName,
+          });
+          this.#log.info({ instanceId: doc._id, address: info.address, encoders: caps.encoders }, "instance ready");
+          await this.#instanceEvent(doc, InstanceEventType.READY);
+          this.kick();
+          return;
+        } catch {
+          // not answering yet
+        }
+      }
+      await new Promise((r) => setTimeout(r, this.#o.bootPollMs));
+    }
+  }
+
+  async #release(instanceId: string, reason: string, finalState: "RELEASED" | "FAILED" = "RELEASED"): Promise<void> {
+    const live = this.#fleet.get(instanceId);
+    if (!live) return;
+    this.#fleet.delete(instanceId);
+    live.doc.state = "RELEASING";
+    await this.instances.update(instanceId, { state: "RELEASING" });
+    for (const ctl of live.running.values()) ctl.abort(new Interruption(`instance released: ${reason}`, true));
+    live.client?.close();
+    try {
+      await this.#o.provider.destroy(live.doc.providerInstanceId);
+    } catch (err) {
+      // Left RELEASING: the next start-up (and the reconciler) retries the destroy.
+      this.#log.error({ instanceId, err: String(err) }, "destroying instance failed");
+      return;
+    }
+    Object.assign(live.doc, { state: finalState, releasedAt: this.#now(), releaseReason: reason });
+    await this.instances.update(instanceId, { state: finalState, releasedAt: live.doc.releasedAt, releaseReason: reason });
+    this.#log.info({ instanceId, reason }, "instance released");
+    await this.#instanceEvent(live.doc, finalState === "FAILED" ? InstanceEventType.FAILED : InstanceEventType.RELEASED, reason);
+  }
+
+  async #dispatch(jobId: string, inst: LiveInstance): Promise<void> {
+    const job = await this.jobs.claim(jobId, this.#o.owner, inst.doc._id, this.#now(), this.#o.leaseMs);
+    if (!job) return; // taken by another replica or canceled meanwhile
+    await this.jobs.markStarted(job._id, job.attempt, this.#now());
+    const ctl = new AbortController();
+    inst.running.set(job._id, ctl);
+    inst.doc.jobIds = [...inst.running.keys()];
+    inst.doc.idleSince = undefined;
+    await this.instances.update(inst.doc._id, { jobIds: inst.doc.jobIds });
+    await publishJobStatus(this.#o.publisher, this.jobs.jobs, job, `running on ${inst.doc._id}`);
+    const p = this.#follow(job, inst, ctl).finally(() => this.#attempts.delete(p));
+    this.#attempts.add(p);
+  }
+
+  async #follow(job: JobDoc, inst: LiveInstance, ctl: AbortController): Promise<void> {
+    const log = this.#log.child({ jobId: job._id, attempt: job.attempt, instanceId: inst.doc._id });
+    const started = this.#now();
+    // Keep the lease while the attempt runs; a lost lease or a cancel request stops the attempt.
+    const renew = setInterval(async () => {
+      const doc = await this.jobs.renew(job._id, job.attempt, this.#o.owner, this.#now(), this.#o.leaseMs).catch(() => undefined);
+      if (doc === null) ctl.abort(new Interruption("lease lost", true));
+      else if (doc?.cancelRequested) ctl.abort(new Interruption(doc.cancelRequested.reason || "canceled by the user", false));
+    }, Math.max(200, this.#o.leaseMs / 3));
+    let lastSent = { at: 0, percent: -1 };
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await runAttempt({
+        db: this.#o.db,
+        client: inst.client!,
+        token: inst.doc.token,
+        jobId: job._id,
+        attempt: job.attempt,
+        spec: decodeSpec(job.spec),
+        signal: ctl.signal,
+        onProgress: (percent) => {
+          const now = this.#o.clock();
+          if (percent < 100 && (now - lastSent.at < 500 || percent - lastSent.percent < 1)) return;
+          lastSent = { at: now, percent };
+          void this.jobs.setProgress(job._id, job.attempt, percent, new Date(now)).catch(() => {});
+          void publishJobProgress(this.#o.publisher, { _id: job._id, status: "RUNNING" }, percent).catch(() => {});
+        },
+      });
+    } finally {
+      clearInterval(renew);
+      inst.running.delete(job._id);
+      inst.doc.jobIds = [...inst.running.keys()];
+      if (inst.running.size === 0) inst.doc.idleSince = this.#now();
+      await this.instances.update(inst.doc._id, { jobIds: inst.doc.jobIds, idleSince: inst.doc.idleSince });
+    }
+    const why = ctl.signal.reason;
+    if (outcome.kind === "canceled" && why instanceof Interruption && why.requeue) {
+      outcome = { kind: "lost", code: "interrupted", message: why.message };
+    }
+    const ended = this.#now();
+    await this.#recordUsage(job, inst.doc, started, ended, outcome);
+    const done = await this.#settle(job, inst, outcome, ended);
+    log.info({ outcome: outcome.kind, status: done?.status, ...("code" in outcome ? { code: outcome.code } : {}) }, "attempt ended");
+    if (done) await publishJobStatus(this.#o.publisher, this.jobs.jobs, done, "message" in outcome ? outcome.message : "");
+    this.kick();
+  }
+
+  async #settle(job: JobDoc, inst: LiveInstance, outcome: AttemptOutcome, now: Date): Promise<JobDoc | null> {
+    switch (outcome.kind) {
+      case "succeeded":
+        return this.jobs.succeed(job._id, job.attempt, outcome.output, now);
+      case "failed":
+        return this.jobs.fail(job._id, job.attempt, "FAILED", { code: outcome.code, message: outcome.message }, now);
+      case "canceled":
+        return this.jobs.fail(job._id, job.attempt, "CANCELED", { code: "canceled", message: outcome.message }, now);
+      case "lost": {
+        // The worker may be gone: check it before giving it more work.
+        const healthy = await inst.client
+          ?.getCapabilities({}, { metadata: { authorization: `Bearer ${inst.doc.token}` }, deadline: 2000 })
+          .then(() => true, () => false);
+        if (!healthy) await this.#release(inst.doc._id, "worker_unhealthy", "FAILED");
+        if (job.attempt >= job.maxAttempts) {
+          return this.jobs.fail(job._id, job.attempt, "FAILED", {
+            code: outcome.code,
+            message: `${outcome.message} (gave up after ${job.attempt} attempts)`,
+          }, now);
+        }
+        return this.jobs.requeue(job._id, job.attempt, { ...outcome, instanceId: inst.doc._id }, now);
+      }
+    }
+  }
+
+  /** Jobs whose scheduler stopped renewing their lease go back to the queue (or fail after the last attempt). */
+  async #recoverExpired(): Promise<void> {
+    for (const job of await this.jobs.listExpired(this.#now())) {
+      const reason = { code: "lease_expired", message: "the scheduler running this job stopped answering" };
+      const doc =
+        job.attempt >= job.maxAttempts
+          ? await this.jobs.fail(job._id, job.attempt, "FAILED", reason, this.#now())
+          : await this.jobs.requeue(job._id, job.attempt, reason, this.#now());
+      if (doc) {
+        this.#log.warn({ jobId: job._id, attempt: job.attempt, status: doc.status }, "recovered job with an expired lease");
+        await publishJobStatus(this.#o.publisher, this.jobs.jobs, doc, reason.message);
+      }
+    }
+  }
+
+  async #recordUsage(job: JobDoc, inst: InstanceDoc, start: Date, end: Date, outcome: AttemptOutcome): Promise<void> {
+    const outcomeStatus =
+      outcome.kind === "succeeded" ? JobStatus.SUCCEEDED : outcome.kind === "canceled" ? JobStatus.CANCELED : JobStatus.FAILED;
+    await this.#o.publisher
+      .publish(
+        subjects.usage(job._id),
+        {
+          case: "usage",
+          value: {
+            jobId: job._id,
+            accountId: job.accountId,
+            attempt: job.attempt,
+            instanceId: inst._id,
+            gpuName: inst.gpuName,
+            pricePerHourMicros: BigInt(inst.pricePerHourMicros),
+            startTime: timestampFromDate(start),
+            endTime: timestampFromDate(end),
+            seconds: (end.getTime() - start.getTime()) / 1000,
+            outcome: outcomeStatus,
+            task: job.task,
+          },
+        },
+        `usage.${job._id}.${job.attempt}`,
+      )
+      .catch((err) => this.#log.error({ jobId: job._id, err: String(err) }, "publishing usage failed"));
+  }
+
+  async #instanceEvent(doc: InstanceDoc, type: InstanceEventType, reason = ""): Promise<void> {
+    const kind = InstanceEventType[type].toLowerCase();
+    await this.#o.publisher
+      .publish(subjects.instance(doc._id, kind), {
+        case: "instance",
+        value: { type, instance: instanceToProto(doc, []), reason },
+      }, `${doc._id}.${kind}`)
+      .catch((err) => this.#log.error({ instanceId: doc._id, err: String(err) }, "publishing instance event failed"));
+  }
+
+  /** Stops scheduling, interrupts running attempts (their jobs go back to the queue) and releases instances. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#ticking;
+    for (const inst of this.#fleet.values()) {
+      for (const ctl of inst.running.values()) ctl.abort(new Interruption("scheduler stopping", true));
+    }
+    await Promise.allSettled([...this.#attempts]);
+    for (const id of [...this.#fleet.keys()]) await this.#release(id, "scheduler_stopped");
+  }
+}
