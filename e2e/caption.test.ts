@@ -44,10 +44,10 @@ const auth: Interceptor = (next) => (req) => {
   return next(req);
 };
 
-async function connectJson(method: string, body: unknown, key: string | undefined = API_KEY) {
+async function connectJson(method: string, body: unknown, key: string | null = API_KEY) {
   const res = await fetch(`${gateway}/framefleet.v1.JobService/${method}`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    headers: { "content-type": "application/json", ...(key !== null ? { authorization: `Bearer ${key}` } : {}) },
     body: JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
@@ -200,7 +200,7 @@ describe("a caption job end to end", () => {
   test("the fleet shows the local instance that ran it", async () => {
     const client = createClient(FleetService, createConnectTransport({ baseUrl: schedulerUrl, httpVersion: "1.1" }));
     const { instances } = await client.listInstances({ includeReleased: true });
-    assert.ok(instances.some((i) => i.provider === "local"), JSON.stringify(instances));
+    assert.ok(instances.some((i) => i.provider === "local" && i.jobIds !== undefined), `${instances.length} instances`);
   });
 });
 
@@ -219,7 +219,7 @@ describe("bad input", () => {
       const jobs = db.db().collection("jobs");
       const before = await jobs.countDocuments();
       const spec = { caption: { videoUrl: `${files.url}/input.mp4`, subtitlesText: "1\n00:00:00,000 --> 00:00:01,000\nx\n" } };
-      for (const key of [undefined, "ff_wrong_key"]) {
+      for (const key of [null, "ff_wrong_key"]) {
         const { status, body } = await connectJson("SubmitJob", { spec }, key);
         assert.equal(status, 401);
         assert.equal(body.code, "unauthenticated");

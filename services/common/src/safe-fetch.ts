@@ -72,6 +72,8 @@ export interface FetchLimits {
   maxRedirects?: number;
   /** Lift the address check (local development and tests only). */
   allowPrivate?: boolean;
+  /** Replaces the address check (tests use it to allow one test server while keeping the rest blocked). */
+  isBlocked?: (address: string) => boolean;
   signal?: AbortSignal;
 }
 
@@ -90,18 +92,20 @@ export function parseHttpUrl(raw: string, field: string): URL {
   return u;
 }
 
-function guardedLookup(field: string, allowPrivate: boolean): net.LookupFunction {
+function blockedBy(limits: FetchLimits): (address: string) => boolean {
+  if (limits.allowPrivate) return () => false;
+  return limits.isBlocked ?? isBlockedAddress;
+}
+
+function guardedLookup(field: string, isBlocked: (address: string) => boolean): net.LookupFunction {
   return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
     dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(new FetchError("input_unreachable", `${field}: cannot resolve host ${hostname}`));
       const list = addresses as dns.LookupAddress[];
-      if (!allowPrivate) {
-        const bad = list.find((a) => isBlockedAddress(a.address));
-        if (bad) {
-          return callback(
-            new FetchError("blocked_address", `${field}: host ${hostname} resolves to a private or reserved address`),
-          );
-        }
+      if (list.some((a) => isBlocked(a.address))) {
+        return callback(
+          new FetchError("blocked_address", `${field}: host ${hostname} resolves to a private or reserved address`),
+        );
       }
       if (options.all) return callback(null, list);
       const first = list[0]!;
@@ -110,19 +114,21 @@ function guardedLookup(field: string, allowPrivate: boolean): net.LookupFunction
   }) as net.LookupFunction;
 }
 
-function checkLiteralHost(u: URL, field: string, allowPrivate: boolean): void {
+function checkLiteralHost(u: URL, field: string, isBlocked: (address: string) => boolean): void {
+  // Literal IPs skip DNS lookup, so they are checked here.
   const host = u.hostname.replace(/^\[|\]$/g, "");
-  if (net.isIP(host) && !allowPrivate && isBlockedAddress(host)) {
+  if (net.isIP(host) && isBlocked(host)) {
     throw new FetchError("blocked_address", `${field}: ${host} is a private or reserved address`);
   }
 }
 
 function request(u: URL, field: string, limits: FetchLimits, signal: AbortSignal): Promise<http.IncomingMessage> {
-  checkLiteralHost(u, field, !!limits.allowPrivate);
+  const isBlocked = blockedBy(limits);
+  checkLiteralHost(u, field, isBlocked);
   const mod = u.protocol === "https:" ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.get(u, {
-      lookup: guardedLookup(field, !!limits.allowPrivate),
+      lookup: guardedLookup(field, isBlocked),
       signal,
       headers: { "user-agent": "framefleet/1", accept: "*/*" },
     });

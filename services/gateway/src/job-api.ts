@@ -200,9 +200,10 @@ export class JobApi {
     return jobToProto(running ?? (await this.getDoc(caller, jobId)));
   }
 
-  /** The finished output's GridFS stream from `start` (inclusive) to `end` (exclusive). */
-  openOutput(doc: JobDoc, start: number, end?: number) {
+  /** The finished output's GridFS stream from `start` (inclusive) to `end` (exclusive, default: the end). */
+  openOutput(doc: JobDoc, start: number, end = doc.output!.sizeBytes) {
     const bucket = new GridFSBucket(this.#o.db, { bucketName: OUTPUTS_BUCKET });
-    return bucket.openDownloadStream(doc.output!.fileId, { start, ...(end !== undefined ? { end } : {}) });
+    // Always pass both: with only `start`, the driver takes a missing `end` as 0.
+    return bucket.openDownloadStream(doc.output!.fileId, { start, end });
   }
 }

@@ -71,7 +71,8 @@ export async function* watchEvents(
     return;
   }
   const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, {
-    filter_subjects: [subjects.jobAll(jobId)],
+    // One subject (not a list): nats-server before 2.10 accepts only a single filter.
+    filter_subjects: subjects.jobAll(jobId),
     ...(afterSequence > 0
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSequence + 1 }
       : { deliver_policy: DeliverPolicy.All }),

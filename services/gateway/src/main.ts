@@ -16,6 +16,7 @@ import {
   parseHostPort,
 } from "@framefleet/common";
 import { ApiKeys, authInterceptor } from "./auth.ts";
+import { logErrors } from "./errors.ts";
 import { httpRoutes } from "./http.ts";
 import { JobApi } from "./job-api.ts";
 import { jobRoutes } from "./job-service.ts";
@@ -46,7 +47,7 @@ async function main() {
 
   const rpc = connectNodeAdapter({
     routes: jobRoutes(api, nc),
-    interceptors: [authInterceptor(keys)],
+    interceptors: [logErrors(log), authInterceptor(keys)],
     // Outputs are already-compressed video: compressing them again only burns CPU.
     acceptCompression: [],
   });
