@@ -1,12 +1,15 @@
 import type { Logger } from "./logger.ts";
 
-/** Runs cleanups in reverse order on SIGINT/SIGTERM, then exits; a second signal exits at once. */
-export function onShutdown(log: Logger, cleanups: Array<() => Promise<unknown> | unknown>): void {
+/**
+ * Runs cleanups in reverse order on SIGINT/SIGTERM, then exits; a second signal exits at once. Returns the same
+ * shutdown, to start it for another reason.
+ */
+export function onShutdown(log: Logger, cleanups: Array<() => Promise<unknown> | unknown>): (reason: string) => Promise<void> {
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) process.exit(1);
     stopping = true;
-    log.info({ signal }, "shutting down");
+    log.info({ reason: signal }, "shutting down");
     for (const c of [...cleanups].reverse()) {
       try {
         await c();
@@ -18,6 +21,7 @@ export function onShutdown(log: Logger, cleanups: Array<() => Promise<unknown> |
   };
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
+  return stop;
 }
 
 /** Logs a fatal start-up error with what to do next and exits non-zero. */

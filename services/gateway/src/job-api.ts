@@ -86,12 +86,13 @@ export class JobApi {
     await this.jobs.insertOne(doc);
     this.#o.log.info({ jobId, accountId: caller.accountId, task: doc.task }, "job submitted");
     try {
-      await publishJobStatus(this.#o.publisher, this.jobs, doc, "queued");
+      doc.lastEventSeq = await publishJobStatus(this.#o.publisher, this.jobs, doc, "queued");
     } catch (err) {
       // The job is stored; the scheduler's periodic pass finds it even without the event.
       this.#o.log.warn({ jobId, err: String(err) }, "publishing the queued event failed");
     }
-    return jobToProto((await this.jobs.findOne({ _id: jobId })) ?? doc);
+    // The job as submitted: the scheduler may already be moving it, which WatchJob and GetJob show.
+    return jobToProto(doc);
   }
 
   /** Returns the job an earlier request with the same key created, or undefined after reserving the key. */

@@ -36,6 +36,7 @@ test("each rule names its field", () => {
   assert.equal(fieldOf(caption({ style: { primaryColor: "red" } })), "spec.caption.style.primary_color");
   assert.equal(fieldOf(caption({ style: { fontName: "Arial'],;[x]" } })), "spec.caption.style.font_name");
   assert.equal(fieldOf(caption({ style: { fontSize: 1000 } })), "spec.caption.style.font_size");
+  assert.equal(fieldOf(caption({ style: { fontSize: 2 } })), "spec.caption.style.font_size");
   assert.equal(fieldOf(caption({}, { webhookUrl: "not a url" })), "spec.webhook_url");
   assert.equal(fieldOf(caption({}, { output: { width: 641, height: 360 } })), "spec.output");
   assert.equal(fieldOf(caption({}, { metadata: { k: "v".repeat(600) } })), 'spec.metadata["k"]');

@@ -31,9 +31,12 @@ function checkUrl(value: string, field: string, required = true): void {
 
 function checkStyle(s: SubtitleStyle | undefined, field: string): void {
   if (!s) return;
-  if (s.fontSize > 200) throw new ValidationError(`${field}.font_size`, "must be at most 200");
-  if (s.outlineWidth > 20) throw new ValidationError(`${field}.outline_width`, "must be at most 20");
-  if (s.marginVertical > 2000) throw new ValidationError(`${field}.margin_vertical`, "must be at most 2000");
+  // Same ranges as gpu-render checks (it validates again: it is reachable from the internet).
+  if (s.fontSize !== 0 && (s.fontSize < 4 || s.fontSize > 500)) {
+    throw new ValidationError(`${field}.font_size`, "must be 0 (automatic) or between 4 and 500");
+  }
+  if (s.outlineWidth > 50) throw new ValidationError(`${field}.outline_width`, "must be at most 50");
+  if (s.marginVertical > 8192) throw new ValidationError(`${field}.margin_vertical`, "must be at most 8192");
   for (const [name, v] of [
     ["primary_color", s.primaryColor],
     ["outline_color", s.outlineColor],

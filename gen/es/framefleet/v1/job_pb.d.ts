@@ -135,11 +135,13 @@ export declare type CaptionTask = Message<"framefleet.v1.CaptionTask"> & {
 export declare const CaptionTaskSchema: GenMessage<CaptionTask>;
 
 /**
+ * Sizes are pixels of the input video; 0 means automatic, following the picture's height.
+ *
  * @generated from message framefleet.v1.SubtitleStyle
  */
 export declare type SubtitleStyle = Message<"framefleet.v1.SubtitleStyle"> & {
   /**
-   * Font size in points at the video's height; 0 means the default (24).
+   * Text height; 0 means 5% of the video's height.
    *
    * @generated from field: uint32 font_size = 1;
    */
@@ -158,7 +160,7 @@ export declare type SubtitleStyle = Message<"framefleet.v1.SubtitleStyle"> & {
   outlineColor: string;
 
   /**
-   * Outline width in pixels; 0 means the default (2).
+   * Outline width; 0 means 0.3% of the video's height (at least 1).
    *
    * @generated from field: uint32 outline_width = 4;
    */
@@ -170,7 +172,7 @@ export declare type SubtitleStyle = Message<"framefleet.v1.SubtitleStyle"> & {
   position: SubtitlePosition;
 
   /**
-   * Vertical margin in pixels from the anchored edge.
+   * Distance from the anchored edge; 0 means 4% of the video's height.
    *
    * @generated from field: uint32 margin_vertical = 6;
    */

@@ -39,6 +39,19 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `framefleet-${prefix}-`));
 }
 
+// Children die with the test process, even when it is killed by a timeout before its `after` hooks run.
+const children = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
+/** Registers a child process to be killed when this process exits. */
+export function track(p: ChildProcess): ChildProcess {
+  children.add(p);
+  p.once("exit", () => children.delete(p));
+  return p;
+}
+
 async function stopProcess(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   const exited = new Promise<void>((r) => p.once("exit", () => r()));
@@ -69,7 +82,7 @@ export async function startNats(opts: InfraOptions = {}): Promise<Nats> {
   const port = await freePort();
   let proc: ChildProcess;
   const start = async () => {
-    proc = spawn(bin, ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+    proc = track(spawn(bin, ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" }));
     await waitForPort(port, 10_000, "nats-server", proc);
   };
   await start();
@@ -118,10 +131,10 @@ export async function startMongo(opts: InfraOptions & { dbName?: string } = {}):
   let kind: Mongo["kind"];
   if (mongod) {
     kind = "mongod";
-    proc = spawn(mongod, ["--dbpath", dir, "--bind_ip", "127.0.0.1", "--port", String(port)], { stdio: "ignore" });
+    proc = track(spawn(mongod, ["--dbpath", dir, "--bind_ip", "127.0.0.1", "--port", String(port)], { stdio: "ignore" }));
   } else if (ferret) {
     kind = "ferretdb";
-    proc = spawn(
+    proc = track(spawn(
       ferret,
       [
         "--handler=sqlite",
@@ -134,7 +147,7 @@ export async function startMongo(opts: InfraOptions & { dbName?: string } = {}):
         "--debug-addr=-",
       ],
       { stdio: "ignore" },
-    );
+    ));
   } else {
     throw new Error(
       "No MongoDB-compatible server: set MONGODB_URI, put mongod on PATH, or build FerretDB with `bash scripts/ferretdb.sh`.",

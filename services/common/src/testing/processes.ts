@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import * as readline from "node:readline";
-import { repoRoot } from "./infra.ts";
+import { repoRoot, track } from "./infra.ts";
 
 export interface ServiceProcess {
   name: string;
@@ -21,10 +21,12 @@ export async function startService(
   opts: { readyTimeoutMs?: number; /** Copy each log line to this process's stdout. */ echo?: boolean } = {},
 ): Promise<ServiceProcess> {
   const main = path.join(repoRoot, "services", name, "src/main.ts");
-  const proc = spawn(process.execPath, [main], {
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const proc = track(
+    spawn(process.execPath, [main], {
+      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "info", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
   const onLine = (line: string) => {
@@ -54,7 +56,10 @@ export async function startService(
       const t = setTimeout(() => {
         reject(new Error(`${name}: no matching log line within ${timeoutMs} ms. Last lines:\n${tail(logs)}`));
       }, timeoutMs);
-      const exit = () => reject(new Error(`${name} exited (code ${proc.exitCode}). Last lines:\n${tail(logs)}`));
+      const exit = () => {
+        clearTimeout(t);
+        reject(new Error(`${name} exited (code ${proc.exitCode}). Last lines:\n${tail(logs)}`));
+      };
       proc.once("exit", exit);
       waiters.push({
         pred,

@@ -40,8 +40,10 @@ export class LocalProvider implements Provider {
         FRAMEFLEET_RENDER_ADDR: "127.0.0.1:0",
         FRAMEFLEET_RENDER_TOKEN: req.token,
         FRAMEFLEET_RENDER_MAX_JOBS: String(this.jobsPerInstance),
+        // The worker exits when our end of its stdin closes: it cannot outlive this scheduler.
+        FRAMEFLEET_RENDER_EXIT_WITH_PARENT: "true",
       },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
     const providerInstanceId = `local-${proc.pid}`;
     const info: ProviderInstance = {

@@ -1,0 +1,5 @@
+// Public surface of the gpu-render package (for tests and tools; the service itself starts from main.ts).
+export { detectCapabilities, type Capabilities } from "./capabilities.ts";
+export { loadConfig, type RenderConfig } from "./config.ts";
+export { ERROR_CODE_METADATA_KEY, RenderError, type RenderErrorCode } from "./errors.ts";
+export { createRenderService, startRenderServer, type RenderServer } from "./server.ts";

@@ -1,0 +1,339 @@
+// The RenderService over @grpc/grpc-js (cleartext h2c): bearer-token auth, the job slots, and the Render stream.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { once } from "node:events";
+import * as fs from "node:fs/promises";
+import { create } from "@bufbuild/protobuf";
+import { fetchToFile, grpc, grpcServiceDefinition, redactUrl, type FetchLimits, type Logger } from "@framefleet/common";
+import {
+  GetCapabilitiesResponseSchema,
+  RenderResponseSchema,
+  RenderService,
+  type GetCapabilitiesRequest,
+  type GetCapabilitiesResponse,
+  type RenderRequest,
+  type RenderResponse,
+} from "@framefleet/gen/framefleet/v1/render_service_pb";
+import type { Capabilities } from "./capabilities.ts";
+import type { RenderConfig } from "./config.ts";
+import { invalidInput, RenderError, toGrpcStatus, toRenderError } from "./errors.ts";
+import { probeInput, runFfmpegStreaming } from "./ffmpeg.ts";
+import { progressPercent, type ProgressUpdate } from "./progress.ts";
+import { planRender, type RenderPlan } from "./spec.ts";
+import { checkSubtitles, decodeUtf8, MAX_SUBTITLE_BYTES, subtitleFileName, type SubtitleFormat } from "./subtitles.ts";
+import { audioMode, buildCaptionArgs } from "./tasks/caption.ts";
+import { createJobWorkspace, type JobWorkspace } from "./workspace.ts";
+
+export type ServiceConfig = Pick<
+  RenderConfig,
+  "token" | "allowPrivateUrls" | "maxJobs" | "ffmpegPath" | "workDir" | "maxInputBytes" | "downloadTimeoutMs"
+>;
+
+export interface RenderServiceOptions {
+  config: ServiceConfig;
+  /** Detected once at start-up; calls wait for it. */
+  capabilities: Promise<Capabilities>;
+  log: Logger;
+  /** Least time between two progress messages while encoding (default 250 ms, i.e. at most ~4 per second). */
+  progressIntervalMs?: number;
+  /** Output is sent in messages of at most this size (default 1 MiB). */
+  maxChunkBytes?: number;
+}
+
+const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest();
+
+/** Checks `authorization: Bearer <token>` in constant time (both sides hashed first, so lengths never leak). */
+export function checkBearer(metadata: grpc.Metadata, expectedDigest: Buffer): RenderError | undefined {
+  const values = metadata.get("authorization");
+  const header = values.length === 1 && typeof values[0] === "string" ? values[0] : undefined;
+  const m = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  if (!m) return new RenderError("unauthenticated", "missing bearer token: send metadata authorization: Bearer <token>");
+  if (!timingSafeEqual(sha256(m[1]!), expectedDigest)) return new RenderError("unauthenticated", "invalid token");
+  return undefined;
+}
+
+interface Job {
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+type RenderCall = grpc.ServerWritableStream<RenderRequest, RenderResponse>;
+
+export interface RenderServiceHandle {
+  /** grpc-js handlers keyed by method local name. */
+  handlers: grpc.UntypedServiceImplementation;
+  activeJobs(): number;
+  /** Aborts every running job with the given error and waits (up to waitMs) for their clean-up. */
+  abortAll(reason: RenderError, waitMs: number): Promise<void>;
+}
+
+export function createRenderService(o: RenderServiceOptions): RenderServiceHandle {
+  const { config, log } = o;
+  const tokenDigest = sha256(config.token);
+  const progressIntervalMs = o.progressIntervalMs ?? 250;
+  const jobs = new Set<Job>();
+  // Unhandled rejections would crash the process; capabilities errors are reported per call instead.
+  o.capabilities.catch(() => {});
+
+  function fail(call: RenderCall, err: RenderError): void {
+    if (call.cancelled) return;
+    call.emit("error", toGrpcStatus(err));
+  }
+
+  async function render(call: RenderCall): Promise<void> {
+    const authError = checkBearer(call.metadata, tokenDigest);
+    if (authError) return fail(call, authError);
+    let plan: RenderPlan;
+    try {
+      plan = planRender(call.request);
+    } catch (err) {
+      const e = toRenderError(err);
+      log.info({ jobId: call.request.jobId, code: e.code, err: e.message }, "render request rejected");
+      return fail(call, e);
+    }
+    if (jobs.size >= config.maxJobs) {
+      return fail(call, new RenderError("busy", `all ${config.maxJobs} job slots are in use; try another worker or later`));
+    }
+    // Take the slot synchronously (no await between the check and this), so concurrent calls cannot overshoot.
+    let finished!: () => void;
+    const job: Job = { abort: new AbortController(), done: new Promise((r) => (finished = r)) };
+    jobs.add(job);
+    const jlog = log.child({ jobId: plan.jobId, attempt: plan.attempt });
+    const onCancel = () => job.abort.abort(new RenderError("canceled", "the client cancelled the call"));
+    call.once("cancelled", onCancel);
+    if (call.cancelled) onCancel();
+
+    const started = performance.now();
+    let ws: JobWorkspace | undefined;
+    let error: RenderError | undefined;
+    try {
+      ws = await createJobWorkspace(config.workDir, plan.jobId);
+      jlog.info({ task: plan.task.kind, dir: ws.dir }, "job started");
+      await runCaption(call, plan, ws, job.abort.signal, jlog, started);
+    } catch (err) {
+      error = job.abort.signal.aborted ? toRenderError(job.abort.signal.reason) : toRenderError(err);
+    } finally {
+      // Clean up and free the slot before the call ends, so a client that sees the end sees both done.
+      await ws?.dispose().catch((err: unknown) => jlog.warn({ err: String(err), dir: ws?.dir }, "could not remove job dir"));
+      jobs.delete(job);
+      call.off("cancelled", onCancel);
+      finished();
+    }
+    if (!error) {
+      call.end();
+      return;
+    }
+    const fields = { code: error.code, err: error.message, seconds: secondsSince(started) };
+    if (error.code === "canceled") jlog.info(fields, "job canceled");
+    else if (error.code === "render_failed") jlog.error({ ...fields, stderr: error.logDetail }, "job failed");
+    else jlog.warn(fields, "job failed");
+    fail(call, error);
+  }
+
+  async function runCaption(
+    call: RenderCall,
+    plan: RenderPlan,
+    ws: JobWorkspace,
+    signal: AbortSignal,
+    jlog: Logger,
+    started: number,
+  ): Promise<void> {
+    const caption = plan.task.caption;
+    const send = async (msg: RenderResponse) => {
+      if (signal.aborted) throw signal.reason;
+      if (call.write(msg)) return;
+      try {
+        await once(call, "drain", { signal });
+      } catch (err) {
+        throw signal.aborted ? signal.reason : err;
+      }
+    };
+    const progressMessage = (stage: string, percent: number, encodedSeconds = 0, speed = 0) =>
+      create(RenderResponseSchema, { event: { case: "progress", value: { stage, percent, encodedSeconds, speed } } });
+
+    await send(progressMessage("downloading", 0));
+    const limits: FetchLimits = {
+      maxBytes: config.maxInputBytes,
+      timeoutMs: config.downloadTimeoutMs,
+      allowPrivate: config.allowPrivateUrls,
+      signal,
+    };
+
+    // Subtitles first: small, and a bad file fails the job before the video is downloaded.
+    let subtitles: { text: string; format: SubtitleFormat };
+    if (caption.subtitles.kind === "url") {
+      const field = "caption.subtitles_url";
+      const dest = ws.file("subs.download");
+      await fetchToFile(caption.subtitles.url, dest, field, { ...limits, maxBytes: Math.min(MAX_SUBTITLE_BYTES, limits.maxBytes) });
+      const text = decodeUtf8(await fs.readFile(dest));
+      if (text === undefined) throw invalidInput(field, "is not UTF-8 text");
+      const check = checkSubtitles(text);
+      if (!check.ok) throw invalidInput(field, check.reason);
+      subtitles = check;
+    } else {
+      subtitles = caption.subtitles;
+    }
+    const subtitleFile = subtitleFileName(subtitles.format);
+    await fs.writeFile(ws.file(subtitleFile), subtitles.text, "utf8");
+
+    jlog.info({ videoUrl: redactUrl(caption.videoUrl) }, "downloading input");
+    const input = "input";
+    const { bytes } = await fetchToFile(caption.videoUrl, ws.file(input), "caption.video_url", limits);
+    if (bytes === 0) throw invalidInput("caption.video_url", "the downloaded file is empty");
+
+    const caps = await o.capabilities;
+    const probe = await probeInput(config.ffmpegPath, input, "caption.video_url", { cwd: ws.dir, signal });
+    const inputSize = probe.width && probe.height ? { width: probe.width, height: probe.height } : undefined;
+    const encoder = caps.encoders.h264;
+    const audio = audioMode(probe.audioCodecs);
+    const args = buildCaptionArgs({ inputFile: input, subtitleFile, style: caption.style, output: plan.output, encoder, inputSize, audio });
+
+    await send(progressMessage("encoding", 0));
+    let lastProgress = performance.now();
+    jlog.info(
+      { encoder, audio, inputBytes: bytes, duration: probe.durationSeconds, width: probe.width, height: probe.height },
+      "encoding",
+    );
+    const hash = createHash("sha256");
+    let size = 0;
+    const onProgress = (u: ProgressUpdate) => {
+      const now = performance.now();
+      if (signal.aborted || (!u.end && now - lastProgress < progressIntervalMs)) return;
+      lastProgress = now;
+      const t = u.outTimeSeconds ?? 0;
+      const percent = u.end ? 100 : Math.min(99, progressPercent(t, probe.durationSeconds) ?? 0);
+      // Small and rate-limited, so these are written without waiting for 'drain'; chunks do wait.
+      call.write(progressMessage("encoding", percent, t, u.speed ?? 0));
+    };
+    const run = await runFfmpegStreaming({
+      ffmpeg: config.ffmpegPath,
+      args,
+      cwd: ws.dir,
+      signal,
+      maxChunkBytes: o.maxChunkBytes,
+      onProgress,
+      onData: (chunk) => {
+        hash.update(chunk);
+        const offset = BigInt(size);
+        size += chunk.length;
+        return send(create(RenderResponseSchema, { event: { case: "chunk", value: { offset, data: chunk } } }));
+      },
+    });
+
+    const inputDuration = probe.durationSeconds ?? run.inputDurationSeconds;
+    const outTime = run.outTimeSeconds;
+    const duration =
+      outTime !== undefined && inputDuration !== undefined ? Math.min(outTime, inputDuration) : (outTime ?? inputDuration ?? 0);
+    const outSize = run.outputSize ?? inputSize;
+    const renderSeconds = secondsSince(started);
+    await send(
+      create(RenderResponseSchema, {
+        event: {
+          case: "result",
+          value: {
+            output: {
+              sizeBytes: BigInt(size),
+              sha256: hash.digest("hex"),
+              durationSeconds: Math.round(duration * 1000) / 1000,
+              width: outSize?.width ?? 0,
+              height: outSize?.height ?? 0,
+              codec: "h264",
+              encoder,
+              contentType: "video/mp4",
+            },
+            renderSeconds,
+          },
+        },
+      }),
+    );
+    jlog.info({ bytes: size, encoder, renderSeconds }, "job done");
+  }
+
+  function getCapabilities(
+    call: grpc.ServerUnaryCall<GetCapabilitiesRequest, GetCapabilitiesResponse>,
+    callback: grpc.sendUnaryData<GetCapabilitiesResponse>,
+  ): void {
+    const authError = checkBearer(call.metadata, tokenDigest);
+    if (authError) return callback(toGrpcStatus(authError));
+    o.capabilities.then(
+      (c) =>
+        callback(
+          null,
+          create(GetCapabilitiesResponseSchema, {
+            gpuName: c.gpu?.name ?? "",
+            gpuMemoryMb: c.gpu?.memoryMb ?? 0,
+            driverVersion: c.gpu?.driverVersion ?? "",
+            nvencAvailable: c.nvencAvailable,
+            encoders: { ...c.encoders },
+            ffmpegVersion: c.ffmpegVersion,
+            comfyuiReachable: false,
+            maxConcurrentJobs: config.maxJobs,
+            activeJobs: jobs.size,
+          }),
+        ),
+      (err: unknown) =>
+        callback(toGrpcStatus(new RenderError("render_failed", `capability detection failed: ${String(err)}`))),
+    );
+  }
+
+  return {
+    handlers: {
+      render: (call: RenderCall) => {
+        render(call).catch((err: unknown) => {
+          log.error({ err: String(err) }, "render handler crashed");
+          fail(call, toRenderError(err));
+        });
+      },
+      getCapabilities,
+    },
+    activeJobs: () => jobs.size,
+    async abortAll(reason, waitMs) {
+      const pending = [...jobs];
+      for (const j of pending) j.abort.abort(reason);
+      await Promise.race([Promise.all(pending.map((j) => j.done)), sleep(waitMs)]);
+    },
+  };
+}
+
+function secondsSince(startMs: number): number {
+  return Math.round(performance.now() - startMs) / 1000;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+export interface RenderServer {
+  readonly port: number;
+  activeJobs(): number;
+  /** Stops taking calls, lets running ones finish for up to graceMs, then aborts them (UNAVAILABLE, shutting_down). */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startRenderServer(
+  o: RenderServiceOptions & { host: string; port: number },
+): Promise<RenderServer> {
+  const service = createRenderService(o);
+  const server = new grpc.Server();
+  server.addService(grpcServiceDefinition(RenderService), service.handlers);
+  const host = o.host.includes(":") ? `[${o.host}]` : o.host;
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    activeJobs: service.activeJobs,
+    close(graceMs = 5000) {
+      closing ??= (async () => {
+        const graceful = new Promise<boolean>((r) => server.tryShutdown(() => r(true)));
+        const done = await Promise.race([graceful, sleep(graceMs).then(() => false)]);
+        if (!done) {
+          o.log.warn({ activeJobs: service.activeJobs() }, "aborting running jobs");
+          await service.abortAll(new RenderError("shutting_down", "gpu-render is shutting down; retry elsewhere"), 3000);
+          // The aborted calls now end with their status; the graceful shutdown completes once those are sent.
+          const flushed = await Promise.race([graceful, sleep(2000).then(() => false)]);
+          if (!flushed) server.forceShutdown();
+        }
+      })();
+      return closing;
+    },
+  };
+}
