@@ -1,10 +1,8 @@
 // billing: meters GPU time from usage events into the ledger and answers cost questions.
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
-  connectMongo,
-  connectNats,
+  connectInfra,
   createLogger,
-  ensureEventStream,
   envNumber,
   envOptional,
   envString,
@@ -26,11 +24,10 @@ async function main() {
     table: parsePriceTable(envOptional("FRAMEFLEET_PRICE_TABLE")),
     defaultMarkup: envNumber("FRAMEFLEET_PRICE_MARKUP", 1.3),
   };
-  const mongo = await connectMongo(envString("MONGODB_URI", "mongodb://127.0.0.1:27017/framefleet"), log);
-  const ledger = new Ledger(mongo.db(), pricing);
+  const infra = await connectInfra("billing", log);
+  const { nc } = infra;
+  const ledger = new Ledger(infra.db, pricing);
   await ledger.ensureIndexes();
-  const nc = await connectNats(envString("NATS_URL", "nats://127.0.0.1:4222"), "billing", log);
-  await ensureEventStream(nc);
 
   const stop = new AbortController();
   const consuming = consumeUsage(nc, ledger, log, stop.signal).catch((err) => {
@@ -39,7 +36,7 @@ async function main() {
   });
   const server = await listenDual(connectNodeAdapter({ routes: billingRoutes(ledger) }), addr.host, addr.port);
   log.info({ ready: true, port: server.port }, "billing ready");
-  onShutdown(log, [() => mongo.close(), () => nc.drain(), () => consuming, () => stop.abort(), () => server.close()]);
+  onShutdown(log, [() => infra.close(), () => consuming, () => stop.abort(), () => server.close()]);
 }
 
 main().catch((err) => exitOnStartupError(log, err));

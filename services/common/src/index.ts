@@ -2,6 +2,7 @@ export * from "./config.ts";
 export * from "./events.ts";
 export * from "./grpc.ts";
 export * from "./ids.ts";
+export * from "./infra.ts";
 export * from "./jobs.ts";
 export * from "./job-events.ts";
 export * from "./logger.ts";

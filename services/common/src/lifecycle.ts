@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import type { Logger } from "./logger.ts";
 
 /**
@@ -28,4 +29,14 @@ export function onShutdown(log: Logger, cleanups: Array<() => Promise<unknown> |
 export function exitOnStartupError(log: Logger, err: unknown): never {
   log.fatal({ err: err instanceof Error ? err.message : String(err) }, "could not start");
   process.exit(1);
+}
+
+/** Stops a child process: SIGTERM (or the given signal), then SIGKILL after graceMs; resolves once it has exited. */
+export async function stopChild(p: ChildProcess, graceMs = 5000, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.once("exit", () => r()));
+  p.kill(signal);
+  const t = setTimeout(() => p.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(t);
 }

@@ -1,10 +1,8 @@
 // gateway: the public API. Connect, gRPC, gRPC-Web and REST/JSON on one port.
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
-  connectMongo,
-  connectNats,
+  connectInfra,
   createLogger,
-  ensureEventStream,
   ensureJobIndexes,
   envInt,
   envOptional,
@@ -25,11 +23,9 @@ const log = createLogger("gateway");
 
 async function main() {
   const addr = parseHostPort("FRAMEFLEET_GATEWAY_ADDR", envString("FRAMEFLEET_GATEWAY_ADDR", "127.0.0.1:8080"));
-  const mongo = await connectMongo(envString("MONGODB_URI", "mongodb://127.0.0.1:27017/framefleet"), log);
-  const db = mongo.db();
+  const infra = await connectInfra("gateway", log);
+  const { db, nc } = infra;
   await ensureJobIndexes(db);
-  const nc = await connectNats(envString("NATS_URL", "nats://127.0.0.1:4222"), "gateway", log);
-  await ensureEventStream(nc);
 
   const keys = new ApiKeys(db);
   const bootstrapKey = envOptional("FRAMEFLEET_BOOTSTRAP_API_KEY");
@@ -67,7 +63,7 @@ async function main() {
   });
   const server = await listenDual(handler, addr.host, addr.port);
   log.info({ ready: true, port: server.port, url: `http://${addr.host}:${server.port}` }, "gateway ready");
-  onShutdown(log, [() => mongo.close(), () => nc.drain(), () => server.close()]);
+  onShutdown(log, [() => infra.close(), () => server.close()]);
 }
 
 main().catch((err) => exitOnStartupError(log, err));

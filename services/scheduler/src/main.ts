@@ -1,10 +1,8 @@
 // scheduler: queues jobs, leases instances from a provider, dispatches jobs to gpu-render, recovers failures.
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
-  connectMongo,
-  connectNats,
+  connectInfra,
   createLogger,
-  ensureEventStream,
   ensureJobIndexes,
   envBool,
   envInt,
@@ -29,11 +27,9 @@ async function main() {
   const providerName = envString("FRAMEFLEET_PROVIDER", "local");
   const jobsPerInstance = envInt("FRAMEFLEET_JOBS_PER_INSTANCE", 2);
 
-  const mongo = await connectMongo(envString("MONGODB_URI", "mongodb://127.0.0.1:27017/framefleet"), log);
-  const db = mongo.db();
+  const infra = await connectInfra("scheduler", log);
+  const { db, nc } = infra;
   await ensureJobIndexes(db);
-  const nc = await connectNats(envString("NATS_URL", "nats://127.0.0.1:4222"), "scheduler", log);
-  await ensureEventStream(nc);
 
   let provider: Provider;
   if (providerName === "local") {
@@ -83,8 +79,7 @@ async function main() {
   log.info({ ready: true, port: server.port, provider: providerName }, "scheduler ready");
 
   onShutdown(log, [
-    () => mongo.close(),
-    () => nc.drain(),
+    () => infra.close(),
     () => provider.close(),
     () => scheduler.stop(),
     () => server.close(),

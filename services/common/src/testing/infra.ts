@@ -6,6 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { freePort } from "../server.ts";
+import { stopChild } from "../lifecycle.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "../../../..");
 
@@ -52,14 +53,6 @@ export function track(p: ChildProcess): ChildProcess {
   return p;
 }
 
-async function stopProcess(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise<void>((r) => p.once("exit", () => r()));
-  p.kill("SIGTERM");
-  const t = setTimeout(() => p.kill("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(t);
-}
 
 export interface Nats {
   url: string;
@@ -90,11 +83,11 @@ export async function startNats(opts: InfraOptions = {}): Promise<Nats> {
     url: `nats://127.0.0.1:${port}`,
     port,
     restart: async () => {
-      await stopProcess(proc);
+      await stopChild(proc);
       await start();
     },
     stop: async () => {
-      await stopProcess(proc);
+      await stopChild(proc);
       if (!opts.dir) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -158,7 +151,7 @@ export async function startMongo(opts: InfraOptions & { dbName?: string } = {}):
     uri: `mongodb://127.0.0.1:${port}/${dbName}`,
     kind,
     stop: async () => {
-      await stopProcess(proc);
+      await stopChild(proc);
       if (!opts.dir) fs.rmSync(dir, { recursive: true, force: true });
     },
   };

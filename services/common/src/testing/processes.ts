@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import * as readline from "node:readline";
+import { stopChild } from "../lifecycle.ts";
 import { repoRoot, track } from "./infra.ts";
 
 export interface ServiceProcess {
@@ -77,14 +78,7 @@ export async function startService(
     proc,
     logs,
     waitForLog,
-    stop: async (signal = "SIGTERM") => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = new Promise<void>((r) => proc.once("exit", () => r()));
-      proc.kill(signal);
-      const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(t);
-    },
+    stop: (signal = "SIGTERM") => stopChild(proc, 10_000, signal),
   };
   await waitForLog((l) => l.ready === true, opts.readyTimeoutMs ?? 60_000);
   return svc;

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import * as readline from "node:readline";
-import type { Logger } from "@framefleet/common";
+import { stopChild, type Logger } from "@framefleet/common";
 import type { LeaseRequest, Provider, ProviderInstance } from "./provider.ts";
 
 const gpuRenderMain = path.resolve(import.meta.dirname, "../../../gpu-render/src/main.ts");
@@ -86,13 +86,7 @@ export class LocalProvider implements Provider {
     const i = this.#instances.get(providerInstanceId);
     if (!i) return;
     this.#instances.delete(providerInstanceId);
-    const p = i.proc;
-    if (p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise<void>((r) => p.once("exit", () => r()));
-    p.kill("SIGTERM");
-    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(t);
+    await stopChild(i.proc);
   }
 
   async list(): Promise<ProviderInstance[]> {
