@@ -88,7 +88,7 @@ export async function probeInput(
   ffmpeg: string,
   file: string,
   field: string,
-  opts: { cwd: string; signal?: AbortSignal; timeoutMs?: number },
+  opts: { cwd: string; signal?: AbortSignal; timeoutMs?: number; require?: "video" | "audio" | "any" },
 ): Promise<ProbeInfo> {
   let res: CaptureResult;
   try {
@@ -109,7 +109,9 @@ export async function probeInput(
     const why = meaningfulStderrLine(lines.filter((l) => !PROBE_NOISE.test(l)));
     throw new RenderError("invalid_input", `${field}: not a readable video file${why ? ` (${why})` : ""}`);
   }
-  if (!info.hasVideo) throw new RenderError("invalid_input", `${field}: the file has no video stream`);
+  const require = opts.require ?? "video";
+  if (require === "video" && !info.hasVideo) throw new RenderError("invalid_input", `${field}: the file has no video stream`);
+  if (require === "audio" && !info.hasAudio) throw new RenderError("invalid_input", `${field}: the file has no audio stream`);
   return info;
 }
 

@@ -1,9 +1,8 @@
 // The RenderService over @grpc/grpc-js (cleartext h2c): bearer-token auth, the job slots, and the Render stream.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { once } from "node:events";
-import * as fs from "node:fs/promises";
 import { create } from "@bufbuild/protobuf";
-import { fetchToFile, grpc, grpcServiceDefinition, redactUrl, type FetchLimits, type Logger } from "@framefleet/common";
+import { grpc, grpcServiceDefinition, type Logger } from "@framefleet/common";
 import {
   GetCapabilitiesResponseSchema,
   RenderResponseSchema,
@@ -15,12 +14,9 @@ import {
 } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import type { Capabilities } from "./capabilities.ts";
 import type { RenderConfig } from "./config.ts";
-import { invalidInput, RenderError, toGrpcStatus, toRenderError } from "./errors.ts";
-import { probeInput, runFfmpegStreaming } from "./ffmpeg.ts";
-import { progressPercent, type ProgressUpdate } from "./progress.ts";
+import { RenderError, toGrpcStatus, toRenderError } from "./errors.ts";
 import { planRender, type RenderPlan } from "./spec.ts";
-import { checkSubtitles, decodeUtf8, MAX_SUBTITLE_BYTES, subtitleFileName, type SubtitleFormat } from "./subtitles.ts";
-import { audioMode, buildCaptionArgs } from "./tasks/caption.ts";
+import { createTaskContext } from "./task-context.ts";
 import { createJobWorkspace, type JobWorkspace } from "./workspace.ts";
 
 export type ServiceConfig = Pick<
@@ -107,8 +103,8 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
     let error: RenderError | undefined;
     try {
       ws = await createJobWorkspace(config.workDir, plan.jobId);
-      jlog.info({ task: plan.task.kind, dir: ws.dir }, "job started");
-      await runCaption(call, plan, ws, job.abort.signal, jlog, started);
+      jlog.info({ task: plan.kind, dir: ws.dir }, "job started");
+      await runTask(call, plan, ws, job.abort.signal, jlog, started);
     } catch (err) {
       error = job.abort.signal.aborted ? toRenderError(job.abort.signal.reason) : toRenderError(err);
     } finally {
@@ -129,7 +125,7 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
     fail(call, error);
   }
 
-  async function runCaption(
+  async function runTask(
     call: RenderCall,
     plan: RenderPlan,
     ws: JobWorkspace,
@@ -137,7 +133,6 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
     jlog: Logger,
     started: number,
   ): Promise<void> {
-    const caption = plan.task.caption;
     const send = async (msg: RenderResponse) => {
       if (signal.aborted) throw signal.reason;
       if (call.write(msg)) return;
@@ -147,105 +142,31 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
         throw signal.aborted ? signal.reason : err;
       }
     };
-    const progressMessage = (stage: string, percent: number, encodedSeconds = 0, speed = 0) =>
-      create(RenderResponseSchema, { event: { case: "progress", value: { stage, percent, encodedSeconds, speed } } });
-
-    await send(progressMessage("downloading", 0));
-    const limits: FetchLimits = {
-      maxBytes: config.maxInputBytes,
-      timeoutMs: config.downloadTimeoutMs,
-      allowPrivate: config.allowPrivateUrls,
+    const { ctx, output } = createTaskContext({
+      ws,
       signal,
-    };
-
-    // Subtitles first: small, and a bad file fails the job before the video is downloaded.
-    let subtitles: { text: string; format: SubtitleFormat };
-    if (caption.subtitles.kind === "url") {
-      const field = "caption.subtitles_url";
-      const dest = ws.file("subs.download");
-      await fetchToFile(caption.subtitles.url, dest, field, { ...limits, maxBytes: Math.min(MAX_SUBTITLE_BYTES, limits.maxBytes) });
-      const text = decodeUtf8(await fs.readFile(dest));
-      if (text === undefined) throw invalidInput(field, "is not UTF-8 text");
-      const check = checkSubtitles(text);
-      if (!check.ok) throw invalidInput(field, check.reason);
-      subtitles = check;
-    } else {
-      subtitles = caption.subtitles;
-    }
-    const subtitleFile = subtitleFileName(subtitles.format);
-    await fs.writeFile(ws.file(subtitleFile), subtitles.text, "utf8");
-
-    jlog.info({ videoUrl: redactUrl(caption.videoUrl) }, "downloading input");
-    const input = "input";
-    const { bytes } = await fetchToFile(caption.videoUrl, ws.file(input), "caption.video_url", limits);
-    if (bytes === 0) throw invalidInput("caption.video_url", "the downloaded file is empty");
-
-    const caps = await o.capabilities;
-    const probe = await probeInput(config.ffmpegPath, input, "caption.video_url", { cwd: ws.dir, signal });
-    const inputSize = probe.width && probe.height ? { width: probe.width, height: probe.height } : undefined;
-    const encoder = caps.encoders.h264;
-    const audio = audioMode(probe.audioCodecs);
-    const args = buildCaptionArgs({ inputFile: input, subtitleFile, style: caption.style, output: plan.output, encoder, inputSize, audio });
-
-    await send(progressMessage("encoding", 0));
-    let lastProgress = performance.now();
-    jlog.info(
-      { encoder, audio, inputBytes: bytes, duration: probe.durationSeconds, width: probe.width, height: probe.height },
-      "encoding",
-    );
-    const hash = createHash("sha256");
-    let size = 0;
-    const onProgress = (u: ProgressUpdate) => {
-      const now = performance.now();
-      if (signal.aborted || (!u.end && now - lastProgress < progressIntervalMs)) return;
-      lastProgress = now;
-      const t = u.outTimeSeconds ?? 0;
-      const percent = u.end ? 100 : Math.min(99, progressPercent(t, probe.durationSeconds) ?? 0);
-      // Small and rate-limited, so these are written without waiting for 'drain'; chunks do wait.
-      call.write(progressMessage("encoding", percent, t, u.speed ?? 0));
-    };
-    const run = await runFfmpegStreaming({
-      ffmpeg: config.ffmpegPath,
-      args,
-      cwd: ws.dir,
-      signal,
-      maxChunkBytes: o.maxChunkBytes,
-      onProgress,
-      onData: (chunk) => {
-        hash.update(chunk);
-        const offset = BigInt(size);
-        size += chunk.length;
-        return send(create(RenderResponseSchema, { event: { case: "chunk", value: { offset, data: chunk } } }));
+      log: jlog,
+      capabilities: await o.capabilities,
+      ffmpegPath: config.ffmpegPath,
+      limits: { maxBytes: config.maxInputBytes, timeoutMs: config.downloadTimeoutMs, allowPrivate: config.allowPrivateUrls },
+      send,
+      sendNow: (msg) => {
+        if (!signal.aborted) call.write(msg);
       },
+      progressIntervalMs,
+      maxChunkBytes: o.maxChunkBytes,
     });
-
-    const inputDuration = probe.durationSeconds ?? run.inputDurationSeconds;
-    const outTime = run.outTimeSeconds;
-    const duration =
-      outTime !== undefined && inputDuration !== undefined ? Math.min(outTime, inputDuration) : (outTime ?? inputDuration ?? 0);
-    const outSize = run.outputSize ?? inputSize;
+    const media = await plan.runner.run(ctx, plan.task, plan.output);
     const renderSeconds = secondsSince(started);
     await send(
       create(RenderResponseSchema, {
         event: {
           case: "result",
-          value: {
-            output: {
-              sizeBytes: BigInt(size),
-              sha256: hash.digest("hex"),
-              durationSeconds: Math.round(duration * 1000) / 1000,
-              width: outSize?.width ?? 0,
-              height: outSize?.height ?? 0,
-              codec: "h264",
-              encoder,
-              contentType: "video/mp4",
-            },
-            renderSeconds,
-          },
+          value: { output: { ...media, sizeBytes: BigInt(output.size), sha256: output.sha256() }, renderSeconds },
         },
       }),
     );
-    jlog.info({ bytes: size, encoder, renderSeconds }, "job done");
+    jlog.info({ bytes: output.size, encoder: media.encoder, renderSeconds }, "job done");
   }
 
   function getCapabilities(

@@ -6,6 +6,7 @@ import { RenderRequestSchema } from "@framefleet/gen/framefleet/v1/render_servic
 import { RenderError } from "./errors.ts";
 import { validateOutput } from "./output-options.ts";
 import { planRender } from "./spec.ts";
+import type { CaptionPlan } from "./tasks/caption.ts";
 
 const caption = {
   case: "caption" as const,
@@ -26,8 +27,8 @@ test("a caption request becomes a plan", () => {
   const plan = planRender(req({ jobId: "job_1", attempt: 3, spec: { task: caption, output: { width: 640, height: 360, fps: 30, quality: 20 } } }));
   assert.equal(plan.jobId, "job_1");
   assert.equal(plan.attempt, 3);
-  assert.equal(plan.task.kind, "caption");
-  assert.equal(plan.task.caption.subtitles.kind, "text");
+  assert.equal(plan.kind, "caption");
+  assert.equal((plan.task as CaptionPlan).subtitles.kind, "text");
   assert.deepEqual(plan.output, { width: 640, height: 360, fps: 30, quality: 20 });
 });
 
@@ -37,7 +38,7 @@ test("missing spec or task is invalid input; other tasks are not implemented yet
   rejects(
     () => planRender(req({ jobId: "j", spec: { task: { case: "addAudio", value: {} } } })),
     "unsupported_task",
-    /^spec\.add_audio: .*not implement/,
+    /^spec\.add_audio: .*does not run this task/,
   );
   const e = (() => {
     try {

@@ -2,16 +2,21 @@
 import type { RenderRequest } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import { invalidInput, RenderError } from "./errors.ts";
 import { validateOutput, type OutputPlan } from "./output-options.ts";
-import { validateCaption, type CaptionPlan } from "./tasks/caption.ts";
+import type { RenderTask, TaskCase } from "./task.ts";
+import { tasks } from "./tasks/index.ts";
 
 export interface RenderPlan {
   jobId: string;
   attempt: number;
-  task: { kind: "caption"; caption: CaptionPlan };
+  kind: TaskCase;
+  /** The task's own validated plan (opaque here; only its task reads it). */
+  task: unknown;
+  runner: RenderTask<TaskCase, unknown>;
   output: OutputPlan;
 }
 
-const taskFields: Record<string, string> = {
+const taskFields: Record<TaskCase, string> = {
+  caption: "caption",
   imageToVideo: "image_to_video",
   addAudio: "add_audio",
   comfyWorkflow: "comfy_workflow",
@@ -22,20 +27,13 @@ export function planRender(req: RenderRequest): RenderPlan {
   if (req.jobId.length > 200) throw invalidInput("job_id", "is longer than 200 characters");
   const spec = req.spec;
   if (!spec) throw invalidInput("spec", "is required");
-  switch (spec.task.case) {
-    case "caption":
-      return {
-        jobId: req.jobId,
-        attempt: req.attempt,
-        task: { kind: "caption", caption: validateCaption(spec.task.value) },
-        output: validateOutput(spec.output),
-      };
-    case undefined:
-      throw invalidInput("spec.task", "exactly one task must be set");
-    default:
-      throw new RenderError(
-        "unsupported_task",
-        `spec.${taskFields[spec.task.case] ?? spec.task.case}: this gpu-render does not implement this task yet (only caption)`,
-      );
+  const kind = spec.task.case;
+  if (kind === undefined) throw invalidInput("spec.task", "exactly one task must be set");
+  const runner = tasks[kind];
+  if (!runner) {
+    const available = Object.keys(tasks).map((k) => taskFields[k as TaskCase]).join(", ");
+    throw new RenderError("unsupported_task", `spec.${taskFields[kind]}: this gpu-render does not run this task (it runs: ${available})`);
   }
+  const output = validateOutput(spec.output);
+  return { jobId: req.jobId, attempt: req.attempt, kind, task: runner.plan(spec.task.value), runner, output };
 }

@@ -5,6 +5,7 @@ import { CaptionTaskSchema, SubtitlePosition, type CaptionTask } from "@framefle
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { RenderError } from "../errors.ts";
 import { audioMode, buildCaptionArgs, buildCaptionFilter, validateCaption, type CaptionArgsInput } from "./caption.ts";
+import { chooseEncoding } from "../encoding.ts";
 
 const srt = "1\n00:00:00,000 --> 00:00:02,000\nHello\n";
 const task = (init: MessageInitShape<typeof CaptionTaskSchema> = {}): CaptionTask =>
@@ -114,7 +115,7 @@ const base: CaptionArgsInput = {
   subtitleFile: "subs.srt",
   style: validateCaption(task()).style,
   output: { width: 0, height: 0, fps: 0, quality: 0 },
-  encoder: "libx264",
+  encoding: chooseEncoding({ width: 0, height: 0, fps: 0, quality: 0 }, { h264: "libx264" }),
   inputSize: { width: 320, height: 240 },
 };
 
@@ -157,7 +158,7 @@ test("libx264 arguments", () => {
   assert.equal(at("-movflags"), "frag_keyframe+empty_moov+default_base_moof");
   assert.equal(args[args.lastIndexOf("-f") + 1], "mp4");
   assert.equal(args.at(-1), "pipe:1");
-  const q = buildCaptionArgs({ ...base, output: { ...base.output, quality: 30 } });
+  const q = buildCaptionArgs({ ...base, encoding: chooseEncoding({ ...base.output, quality: 30 }, { h264: "libx264" }) });
   assert.equal(q[q.indexOf("-crf") + 1], "30");
 });
 
@@ -173,7 +174,7 @@ test("audio is copied when MP4 can hold it, else re-encoded to AAC", () => {
 });
 
 test("NVENC arguments", () => {
-  const args = buildCaptionArgs({ ...base, encoder: "h264_nvenc", output: { ...base.output, quality: 28 } });
+  const args = buildCaptionArgs({ ...base, encoding: chooseEncoding({ ...base.output, quality: 28 }, { h264: "h264_nvenc" }) });
   const at = (flag: string) => args[args.indexOf(flag) + 1];
   assert.equal(at("-c:v"), "h264_nvenc");
   assert.equal(at("-preset"), "p4");

@@ -1,12 +1,16 @@
-// The caption task: burn SRT/WebVTT subtitles into a video. Validation and ffmpeg arguments only (no I/O).
+// The caption task: burn SRT/WebVTT subtitles into a video. Validation and ffmpeg arguments are pure; run() works
+// only through the TaskContext.
+import * as fs from "node:fs/promises";
 import { parseHttpUrl } from "@framefleet/common";
 import { SubtitlePosition, type CaptionTask, type SubtitleStyle } from "@framefleet/gen/framefleet/v1/job_pb";
 import { buildForceStyle, cssColorToAss, FONT_NAME, type AssAlignment, type CaptionStyle } from "../ass-style.ts";
 import { invalidInput, toRenderError } from "../errors.ts";
-import { fragmentedMp4ToStdout, globalArgs, inputArgs } from "../ffmpeg-args.ts";
+import { chooseEncoding, type Encoding } from "../encoding.ts";
+import { globalArgs, inputArgs } from "../ffmpeg-args.ts";
 import { filter, filterChain } from "../filter-escape.ts";
-import { encoderArgs, type H264Encoder, type OutputPlan } from "../output-options.ts";
-import { checkSubtitles, type SubtitleFormat } from "../subtitles.ts";
+import type { OutputPlan } from "../output-options.ts";
+import { checkSubtitles, decodeUtf8, MAX_SUBTITLE_BYTES, subtitleFileName, type SubtitleFormat } from "../subtitles.ts";
+import type { RenderTask } from "../task.ts";
 
 const WHITE = "&H00FFFFFF";
 const BLACK = "&H00000000";
@@ -116,7 +120,7 @@ export interface CaptionArgsInput {
   subtitleFile: string;
   style: CaptionStyle;
   output: OutputPlan;
-  encoder: H264Encoder;
+  encoding: Encoding;
   /** The input video's displayed size, when known (makes style sizes pixels of the input). */
   inputSize?: { width: number; height: number };
   /** Audio is copied unless its codec cannot go into MP4 (see audioMode); default "copy". */
@@ -149,9 +153,56 @@ export function buildCaptionArgs(a: CaptionArgsInput): string[] {
     "-map", "0:V:0",
     "-map", "0:a?",
     "-vf", buildCaptionFilter(a),
-    ...encoderArgs(a.encoder, a.output.quality),
-    "-pix_fmt", "yuv420p",
-    ...(a.audio === "aac" ? ["-c:a", "aac", "-b:a", "192k"] : ["-c:a", "copy"]),
-    ...fragmentedMp4ToStdout(),
+    ...a.encoding.videoArgs,
+    ...(a.audio === "aac" ? a.encoding.audioArgs : ["-c:a", "copy"]),
+    ...a.encoding.muxArgs,
   ];
 }
+
+export const captionTask: RenderTask<"caption", CaptionPlan> = {
+  field: "caption",
+  plan: validateCaption,
+  async run(ctx, plan, output) {
+    ctx.progress("downloading", 0);
+    // Subtitles first: small, and a bad file fails the job before the video is downloaded.
+    let subtitles: { text: string; format: SubtitleFormat };
+    if (plan.subtitles.kind === "url") {
+      const field = "caption.subtitles_url";
+      const { file } = await ctx.download(plan.subtitles.url, field, "subs.download", { maxBytes: MAX_SUBTITLE_BYTES });
+      const text = decodeUtf8(await fs.readFile(ctx.ws.file(file)));
+      if (text === undefined) throw invalidInput(field, "is not UTF-8 text");
+      const check = checkSubtitles(text);
+      if (!check.ok) throw invalidInput(field, check.reason);
+      subtitles = check;
+    } else {
+      subtitles = plan.subtitles;
+    }
+    const subtitleFile = subtitleFileName(subtitles.format);
+    await fs.writeFile(ctx.ws.file(subtitleFile), subtitles.text, "utf8");
+
+    const input = "input";
+    await ctx.download(plan.videoUrl, "caption.video_url", input);
+    const probe = await ctx.probe(input, "caption.video_url");
+    const inputSize = probe.width && probe.height ? { width: probe.width, height: probe.height } : undefined;
+    const encoding = chooseEncoding(output, ctx.capabilities.encoders);
+    const audio = audioMode(probe.audioCodecs);
+    ctx.log.info({ encoder: encoding.encoder, audio, duration: probe.durationSeconds, width: probe.width, height: probe.height }, "encoding");
+    const run = await ctx.encode(
+      buildCaptionArgs({ inputFile: input, subtitleFile, style: plan.style, output, encoding, inputSize, audio }),
+      { expectedDurationSeconds: probe.durationSeconds, percentFrom: 5 },
+    );
+    const inputDuration = probe.durationSeconds ?? run.inputDurationSeconds;
+    const outTime = run.outTimeSeconds;
+    const duration =
+      outTime !== undefined && inputDuration !== undefined ? Math.min(outTime, inputDuration) : (outTime ?? inputDuration ?? 0);
+    const size = run.outputSize ?? inputSize;
+    return {
+      durationSeconds: Math.round(duration * 1000) / 1000,
+      width: size?.width ?? 0,
+      height: size?.height ?? 0,
+      codec: encoding.codec,
+      encoder: encoding.encoder,
+      contentType: encoding.contentType,
+    };
+  },
+};
