@@ -23,6 +23,7 @@ import { JobStore } from "./job-store.ts";
 import { InstanceStore, type InstanceDoc } from "./instance-store.ts";
 import { instanceToProto } from "./fleet-service.ts";
 import { plan, type InstanceView, type PolicyConfig } from "./policy.ts";
+import { reconcile } from "./reconcile.ts";
 import type { Provider } from "./providers/provider.ts";
 
 export interface SchedulerOptions {
@@ -38,6 +39,10 @@ export interface SchedulerOptions {
   /** How long a claim holds without renewal. */
   leaseMs?: number;
   bootPollMs?: number;
+  /** How often provider instances are compared with our records (orphans destroyed). */
+  reconcileMs?: number;
+  /** A replica whose heartbeat is older than this is dead: its instances may be adopted. */
+  replicaTimeoutMs?: number;
 }
 
 /** Why an attempt was interrupted: a user's cancel ends the job; anything else sends it back to the queue. */
@@ -67,12 +72,22 @@ export class Scheduler {
   readonly #fleet = new Map<string, LiveInstance>();
   readonly #attempts = new Set<Promise<void>>();
   #timer?: NodeJS.Timeout;
+  #reconcileTimer?: NodeJS.Timeout;
+  #reconciling?: Promise<void>;
   #ticking?: Promise<void>;
   #tickAgain = false;
   #stopped = false;
 
   constructor(opts: SchedulerOptions) {
-    this.#o = { clock: Date.now, tickMs: 1000, leaseMs: 30_000, bootPollMs: 250, ...opts };
+    this.#o = {
+      clock: Date.now,
+      tickMs: 1000,
+      leaseMs: 30_000,
+      bootPollMs: 250,
+      reconcileMs: 30_000,
+      replicaTimeoutMs: 30_000,
+      ...opts,
+    };
     this.jobs = new JobStore(opts.db);
     this.instances = new InstanceStore(opts.db);
   }
@@ -86,17 +101,104 @@ export class Scheduler {
   }
 
   async start(): Promise<void> {
-    // Instances an earlier run of this provider left in the records but the provider no longer has are closed out.
-    const known = new Set((await this.#o.provider.list()).map((i) => i.providerInstanceId));
-    for (const doc of await this.instances.instances
-      .find({ provider: this.#o.provider.name, state: { $in: ["PROVISIONING", "READY", "RELEASING"] } })
-      .toArray()) {
-      if (!known.has(doc.providerInstanceId)) {
-        await this.instances.update(doc._id, { state: "RELEASED", releasedAt: this.#now(), releaseReason: "gone_on_start" });
+    await this.#heartbeat();
+    // What an earlier run left behind (crashed scheduler, instances created behind our back) is settled first.
+    await this.reconcileNow();
+    this.#timer = setInterval(() => this.kick(), this.#o.tickMs);
+    this.#reconcileTimer = setInterval(() => void this.reconcileNow(), this.#o.reconcileMs);
+    this.kick();
+  }
+
+  get #replicas() {
+    return this.#o.db.collection<{ _id: string; heartbeatAt: Date }>("scheduler_replicas");
+  }
+
+  async #heartbeat(): Promise<void> {
+    await this.#replicas.updateOne({ _id: this.#o.owner }, { $set: { heartbeatAt: this.#now() } }, { upsert: true });
+  }
+
+  /** Replicas that showed a heartbeat recently (this one included). */
+  async #aliveReplicas(): Promise<Set<string>> {
+    const since = new Date(this.#o.clock() - this.#o.replicaTimeoutMs);
+    const alive = await this.#replicas.find({ heartbeatAt: { $gte: since } }).toArray();
+    return new Set([this.#o.owner, ...alive.map((r) => r._id)]);
+  }
+
+  /** Compares the provider's instances with our records and destroys what nobody should pay for. */
+  reconcileNow(): Promise<void> {
+    this.#reconciling ??= this.#reconcile()
+      .catch((err) => this.#log.error({ err: String(err) }, "reconciling instances failed"))
+      .finally(() => (this.#reconciling = undefined));
+    return this.#reconciling;
+  }
+
+  async #reconcile(): Promise<void> {
+    const provider = this.#o.provider;
+    const listed = await provider.list();
+    const now = this.#o.clock();
+    let records = await this.instances.instances
+      .find({
+        provider: provider.name,
+        $or: [{ state: { $in: ["PROVISIONING", "READY", "RELEASING"] } }, { releasedAt: { $gt: new Date(now - 24 * 3600_000) } }],
+      })
+      .toArray();
+    if (!provider.shared) {
+      // This process sees only its own instances: another live replica's records are not ours to judge.
+      const alive = await this.#aliveReplicas();
+      records = records.filter((r) => r.owner === this.#o.owner || !alive.has(r.owner));
+    }
+    const actions = reconcile({
+      provider: listed,
+      records: records.map((r) => ({ id: r._id, providerInstanceId: r.providerInstanceId, state: r.state, createdAt: r.createdAt.getTime() })),
+      now,
+      bootTimeoutMs: this.#o.policy.bootTimeoutMs,
+    });
+    const byId = new Map(records.map((r) => [r._id, r]));
+    for (const a of actions) {
+      const id = a.instanceId;
+      if (id && this.#fleet.has(id)) {
+        await this.#release(id, a.reason, a.reason === "boot_timeout" || a.reason === "exited" ? "FAILED" : "RELEASED");
+        continue;
+      }
+      const rec = id ? byId.get(id) : undefined;
+      if (a.kind === "destroy") {
+        this.#log.warn({ providerInstanceId: a.providerInstanceId, instanceId: id, reason: a.reason }, "destroying instance nobody uses");
+        try {
+          await provider.destroy(a.providerInstanceId);
+        } catch (err) {
+          this.#log.error({ providerInstanceId: a.providerInstanceId, err: String(err) }, "destroying orphan failed; will retry");
+          continue;
+        }
+      }
+      if (rec && ["PROVISIONING", "READY", "RELEASING"].includes(rec.state)) {
+        const state = a.kind === "forget" || a.reason === "released" ? "RELEASED" : "FAILED";
+        Object.assign(rec, { state, releasedAt: this.#now(), releaseReason: a.reason });
+        await this.instances.update(rec._id, { state, releasedAt: rec.releasedAt, releaseReason: a.reason });
+        await this.#instanceEvent(rec, state === "FAILED" ? InstanceEventType.FAILED : InstanceEventType.RELEASED, a.reason);
       }
     }
-    this.#timer = setInterval(() => this.kick(), this.#o.tickMs);
-    this.kick();
+  }
+
+  /** Takes over the live instances of replicas that stopped heartbeating (a cloud's instances outlive their scheduler). */
+  async #adoptOrphans(): Promise<void> {
+    if (!this.#o.provider.shared) return;
+    const alive = await this.#aliveReplicas();
+    const orphaned = await this.instances.instances
+      .find({ provider: this.#o.provider.name, state: { $in: ["PROVISIONING", "READY"] }, owner: { $nin: [...alive] } })
+      .toArray();
+    for (const doc of orphaned) {
+      const taken = await this.instances.instances.findOneAndUpdate(
+        { _id: doc._id, owner: doc.owner },
+        { $set: { owner: this.#o.owner, jobIds: [], idleSince: this.#now() } },
+        { returnDocument: "after" },
+      );
+      if (!taken) continue;
+      const live: LiveInstance = { doc: taken, running: new Map() };
+      this.#fleet.set(taken._id, live);
+      this.#log.warn({ instanceId: taken._id, from: doc.owner }, "adopted an instance of a replica that stopped");
+      if (taken.state === "READY" && taken.address) live.client = createGrpcClient(RenderService, taken.address);
+      else void this.#boot(live);
+    }
   }
 
   /** Asks for a scheduling pass soon; passes never overlap. */
@@ -130,6 +232,8 @@ export class Scheduler {
   }
 
   async #tick(): Promise<void> {
+    await this.#heartbeat();
+    await this.#adoptOrphans();
     await this.#recoverExpired();
     const waiting = await this.jobs.listWaiting(500);
     const now = this.#o.clock();
@@ -158,15 +262,15 @@ export class Scheduler {
   async #lease(): Promise<void> {
     const id = newId("inst");
     const token = randomBytes(32).toString("hex");
-    const created = await this.#o.provider.create({ instanceId: id, token });
+    // The record comes first: a reconciler that sees the new instance at the provider finds it ours.
     const doc: InstanceDoc = {
       _id: id,
       provider: this.#o.provider.name,
-      providerInstanceId: created.providerInstanceId,
+      providerInstanceId: "",
       state: "PROVISIONING",
-      gpuName: created.gpuName,
-      gpuCount: created.gpuCount,
-      pricePerHourMicros: created.pricePerHourMicros,
+      gpuName: "",
+      gpuCount: 0,
+      pricePerHourMicros: 0,
       token,
       maxJobs: this.#o.provider.jobsPerInstance,
       jobIds: [],
@@ -176,7 +280,30 @@ export class Scheduler {
     await this.instances.insert(doc);
     const live: LiveInstance = { doc, running: new Map() };
     this.#fleet.set(id, live);
-    this.#log.info({ instanceId: id, providerInstanceId: doc.providerInstanceId }, "instance leased");
+    let created;
+    try {
+      created = await this.#o.provider.create({ instanceId: id, token });
+    } catch (err) {
+      this.#fleet.delete(id);
+      const reason = `create failed: ${err instanceof Error ? err.message : String(err)}`;
+      Object.assign(doc, { state: "FAILED", releasedAt: this.#now(), releaseReason: reason });
+      await this.instances.update(id, { state: "FAILED", releasedAt: doc.releasedAt, releaseReason: reason });
+      this.#log.error({ instanceId: id, err: reason }, "leasing an instance failed");
+      return;
+    }
+    Object.assign(doc, {
+      providerInstanceId: created.providerInstanceId,
+      gpuName: created.gpuName,
+      gpuCount: created.gpuCount,
+      pricePerHourMicros: created.pricePerHourMicros,
+    });
+    await this.instances.update(id, {
+      providerInstanceId: doc.providerInstanceId,
+      gpuName: doc.gpuName,
+      gpuCount: doc.gpuCount,
+      pricePerHourMicros: doc.pricePerHourMicros,
+    });
+    this.#log.info({ instanceId: id, providerInstanceId: doc.providerInstanceId, gpu: doc.gpuName }, "instance leased");
     await this.#instanceEvent(doc, InstanceEventType.LEASED);
     void this.#boot(live);
   }
@@ -384,7 +511,9 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    clearInterval(this.#reconcileTimer);
     await this.#ticking;
+    await this.#reconciling;
     for (const inst of this.#fleet.values()) {
       for (const ctl of inst.running.values()) ctl.abort(new Interruption("scheduler stopping", true));
     }

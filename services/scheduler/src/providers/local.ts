@@ -23,6 +23,7 @@ interface LocalInstance {
 
 export class LocalProvider implements Provider {
   readonly name = "local";
+  readonly shared = false;
   readonly jobsPerInstance: number;
   readonly #opts: LocalProviderOptions;
   readonly #instances = new Map<string, LocalInstance>();

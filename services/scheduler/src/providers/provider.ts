@@ -22,6 +22,11 @@ export interface ProviderInstance {
 
 export interface Provider {
   readonly name: string;
+  /**
+   * Whether list() shows every instance on the account (true: a cloud), or only this process's own (false: local
+   * processes), which decides whether one scheduler replica may reconcile or adopt another's instances.
+   */
+  readonly shared: boolean;
   /** Jobs one instance of this provider runs at once. */
   readonly jobsPerInstance: number;
   /** Asks for an instance; returns at once, before it has booted. */

@@ -1,0 +1,127 @@
+// The scheduler in-process against real NATS, a real database and real gpu-render processes (local provider).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { MongoClient, type Db } from "mongodb";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectNats, createLogger, encodeSpec, ensureEventStream, EventPublisher, jobsCollection, newId, type JobDoc } from "@framefleet/common";
+import { makeTestVideo, serveDirectory, startMongo, startNats, tempDir, type FileServer, type Mongo, type Nats } from "@framefleet/common/testing";
+import { JobSpecSchema } from "@framefleet/gen/framefleet/v1/job_pb";
+import { LocalProvider } from "./providers/local.ts";
+import { Scheduler } from "./scheduler.ts";
+
+const log = createLogger("test", process.env.FRAMEFLEET_TEST_VERBOSE ? "info" : "silent");
+let nats: Nats;
+let mongo: Mongo;
+let nc: NatsConnection;
+let client: MongoClient;
+let db: Db;
+let files: FileServer;
+let dir: string;
+let provider: LocalProvider;
+let scheduler: Scheduler;
+
+before(async () => {
+  [nats, mongo] = await Promise.all([startNats(), startMongo()]);
+  nc = await connectNats(nats.url, "test", log);
+  await ensureEventStream(nc);
+  client = await new MongoClient(mongo.uri).connect();
+  db = client.db();
+  dir = tempDir("sched");
+  // Long enough (at the speed ffmpeg reads it) to kill the worker while it encodes.
+  await makeTestVideo(path.join(dir, "in.mp4"), { seconds: 20, width: 1280, height: 720 });
+  files = await serveDirectory(dir);
+  provider = new LocalProvider({ log, jobsPerInstance: 1, pricePerHourMicros: 100_000, renderEnv: { FRAMEFLEET_ALLOW_PRIVATE_URLS: "true" } });
+  scheduler = new Scheduler({
+    db,
+    provider,
+    publisher: new EventPublisher(nc, "scheduler"),
+    log,
+    owner: newId("sched"),
+    tickMs: 200,
+    leaseMs: 3000,
+    reconcileMs: 60_000,
+    policy: { maxInstances: 2, minWarm: 0, idleTimeoutMs: 60_000, bootTimeoutMs: 60_000, jobsPerInstance: 1 },
+  });
+  await scheduler.start();
+});
+
+after(async () => {
+  await scheduler?.stop();
+  await provider?.close();
+  await nc?.close();
+  await client?.close();
+  await files?.close();
+  await Promise.all([nats?.stop(), mongo?.stop()]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function submit(): Promise<string> {
+  const spec = create(JobSpecSchema, {
+    task: { case: "caption", value: { videoUrl: `${files.url}/in.mp4`, subtitles: { case: "subtitlesText", value: "1\n00:00:00,000 --> 00:00:05,000\nhi\n" } } },
+  });
+  const now = new Date();
+  const doc: JobDoc = {
+    _id: newId("job"),
+    accountId: "acct",
+    status: "QUEUED",
+    progress: 0,
+    spec: encodeSpec(spec),
+    task: "caption",
+    createdAt: now,
+    updatedAt: now,
+    attempt: 0,
+    maxAttempts: 3,
+    lastEventSeq: 0,
+  };
+  await jobsCollection(db).insertOne(doc);
+  scheduler.kick();
+  return doc._id;
+}
+
+async function waitFor<T>(what: string, get: () => Promise<T | undefined | null | false>, ms = 90_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const v = await get();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test("a worker killed mid-job: the job runs again elsewhere and succeeds once", async () => {
+  const jobs = jobsCollection(db);
+  const id = await submit();
+  const running = await waitFor("running with progress", async () => {
+    const j = await jobs.findOne({ _id: id });
+    return j?.status === "RUNNING" && j.progress > 0 && j;
+  });
+  const inst = await db.collection("instances").findOne({ _id: running.instanceId as never });
+  const pid = Number(String(inst!.providerInstanceId).replace("local-", ""));
+  process.kill(pid, "SIGKILL");
+
+  const done = await waitFor("job end", async () => {
+    const j = await jobs.findOne({ _id: id });
+    return (j?.status === "SUCCEEDED" || j?.status === "FAILED") && j;
+  });
+  assert.equal(done.status, "SUCCEEDED", JSON.stringify(done.error));
+  assert.equal(done.attempt, 2);
+  assert.equal(done.failures?.length, 1);
+  assert.equal(done.failures?.[0]?.instanceId, running.instanceId);
+  assert.notEqual(done.instanceId, running.instanceId);
+  // Exactly one stored output: the first attempt's partial file was removed.
+  const files = await db.collection("outputs.files").find({ "metadata.jobId": id }).toArray();
+  assert.equal(files.length, 1);
+  assert.equal(files[0]!.length, done.output!.sizeBytes);
+  const dead = await db.collection("instances").findOne({ _id: running.instanceId as never });
+  assert.equal(dead!.state, "FAILED");
+});
+
+test("an instance created behind the scheduler's back is destroyed by the reconciler", async () => {
+  const stray = await provider.create({ instanceId: "inst_not_ours", token: "x".repeat(32) });
+  assert.ok((await provider.list()).some((i) => i.providerInstanceId === stray.providerInstanceId));
+  await scheduler.reconcileNow();
+  assert.ok(!(await provider.list()).some((i) => i.providerInstanceId === stray.providerInstanceId));
+});
