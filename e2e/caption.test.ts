@@ -67,6 +67,8 @@ before(async () => {
   [nats, mongo] = await Promise.all([startNats(), startMongo()]);
   work = tempDir("e2e");
   await makeTestVideo(path.join(work, "input.mp4"), { seconds: INPUT_SECONDS, width: 640, height: 360 });
+  // Long enough to still be encoding when canceled.
+  await makeTestVideo(path.join(work, "long.mp4"), { seconds: 60, width: 1280, height: 720 });
   fs.writeFileSync(path.join(work, "not-a-video.mp4"), "this is text, not a video\n".repeat(100));
   files = await serveDirectory(work);
   const [gp, sp, bp] = await Promise.all([freePort(), freePort(), freePort()]);
@@ -201,6 +203,62 @@ describe("a caption job end to end", () => {
     const client = createClient(FleetService, createConnectTransport({ baseUrl: schedulerUrl, httpVersion: "1.1" }));
     const { instances } = await client.listInstances({ includeReleased: true });
     assert.ok(instances.some((i) => i.provider === "local" && i.jobIds !== undefined), `${instances.length} instances`);
+  });
+});
+
+describe("managing jobs", () => {
+  const subs = "1\n00:00:00,000 --> 00:00:01,000\nx\n";
+
+  test("CancelJob stops a running job on its worker and frees the slot", async () => {
+    const { body } = await connectJson("SubmitJob", { spec: { caption: { videoUrl: `${files.url}/long.mp4`, subtitlesText: subs } } });
+    const jobId = body.job.id;
+    let job;
+    for (let i = 0; i < 200; i++) {
+      job = (await connectJson("GetJob", { jobId })).body.job;
+      if (job.status === "JOB_STATUS_RUNNING" && job.progress > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(job.status, "JOB_STATUS_RUNNING");
+    const canceled = await connectJson("CancelJob", { jobId, reason: "changed my mind" });
+    assert.equal(canceled.status, 200);
+    const end = await waitForEnd(jobId, 30_000);
+    assert.equal(end.status, "JOB_STATUS_CANCELED");
+    assert.equal(end.error.message, "changed my mind");
+    assert.ok((end.progress ?? 0) < 100);
+    // The worker's slot is free again: the instance lists no job.
+    const fleet = createClient(FleetService, createConnectTransport({ baseUrl: schedulerUrl, httpVersion: "1.1" }));
+    const { instances } = await fleet.listInstances({});
+    assert.ok(instances.every((i) => !i.jobIds.includes(jobId)));
+    // Canceling again is refused: the job already ended.
+    const again = await connectJson("CancelJob", { jobId });
+    assert.equal(again.body.code, "failed_precondition");
+  });
+
+  test("ListJobs pages newest first and filters by status", async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const { body } = await connectJson("SubmitJob", { spec: { caption: { videoUrl: `${files.url}/input.mp4`, subtitlesText: subs } } });
+      ids.push(body.job.id);
+    }
+    for (const id of ids) await waitForEnd(id);
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const { body } = await connectJson("ListJobs", { pageSize: 2, pageToken });
+      assert.ok(body.jobs.length <= 2);
+      seen.push(...body.jobs.map((j: { id: string }) => j.id));
+      pageToken = body.nextPageToken ?? "";
+    } while (pageToken);
+    assert.equal(new Set(seen).size, seen.length, "no job twice across pages");
+    assert.deepEqual(seen.slice(0, 3), [...ids].reverse(), "newest first");
+    const canceled = await connectJson("ListJobs", { statuses: ["JOB_STATUS_CANCELED"] });
+    assert.ok(canceled.body.jobs.length >= 1);
+    assert.ok(canceled.body.jobs.every((j: { status: string }) => j.status === "JOB_STATUS_CANCELED"));
+    const rest = await fetch(`${gateway}/v1/jobs?status=SUCCEEDED&page_size=1`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    const restBody = (await rest.json()) as { jobs: Array<{ status: string }>; nextPageToken?: string };
+    assert.equal(restBody.jobs.length, 1);
+    assert.equal(restBody.jobs[0]!.status, "JOB_STATUS_SUCCEEDED");
+    assert.ok(restBody.nextPageToken);
   });
 });
 

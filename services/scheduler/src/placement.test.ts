@@ -13,7 +13,7 @@ const offer = (id: string, o: Partial<OfferView> = {}): OfferView => ({
   interruptible: false,
   ...o,
 });
-const any = { gpuNames: [], minVramMb: 0, maxPricePerHourMicros: 0 };
+const any = { gpuNames: [] as string[], minVramMb: 0, maxPricePerHourMicros: 0 };
 
 test("placement wishes filter offers: GPU names, VRAM, price", () => {
   const offers = [offer("a", { gpuName: "RTX 4090" }), offer("b", { vramMb: 8_000 }), offer("c", { pricePerHourMicros: 900_000 }), offer("d")];
