@@ -262,6 +262,38 @@ describe("managing jobs", () => {
   });
 });
 
+describe("rate limits", () => {
+  test("each API key gets its burst, then 429 / resource_exhausted with a retry hint, over Connect and REST", async () => {
+    const port = await freePort();
+    const limited = await startService("gateway", {
+      NATS_URL: nats.url,
+      MONGODB_URI: mongo.uri,
+      FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${port}`,
+      FRAMEFLEET_RATE_LIMIT_RPS: "0.5",
+      FRAMEFLEET_RATE_LIMIT_BURST: "3",
+    });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      const get = () =>
+        fetch(`${url}/framefleet.v1.JobService/GetJob`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+          body: JSON.stringify({ jobId: "job_x" }),
+        });
+      for (let i = 0; i < 3; i++) assert.equal((await get()).status, 404);
+      const refused = await get();
+      assert.equal(refused.status, 429);
+      assert.ok(Number(refused.headers.get("retry-after")) >= 1);
+      assert.equal(((await refused.json()) as { code: string }).code, "resource_exhausted");
+      const rest = await fetch(`${url}/v1/jobs/job_x`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      assert.equal(rest.status, 429);
+      assert.ok(rest.headers.get("retry-after"));
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
 describe("bad input", () => {
   test("an unknown job id is NotFound", async () => {
     const { status, body } = await connectJson("GetJob", { jobId: "job_doesnotexist" });

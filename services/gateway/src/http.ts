@@ -9,6 +9,7 @@ import { JobSchema, JobSpecSchema, JobStatus } from "@framefleet/gen/framefleet/
 import { ListJobsResponseSchema } from "@framefleet/gen/framefleet/v1/job_service_pb";
 import { unauthenticated, type ApiKeys, type Caller } from "./auth.ts";
 import type { JobApi } from "./job-api.ts";
+import { enforceRateLimit, type RateLimiter } from "./rate-limit.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 // HTTP/2 compatibility responses accept the same calls used here; one type keeps the code simple.
@@ -18,6 +19,7 @@ type Handler = (req: Req, res: http.ServerResponse | http2.Http2ServerResponse) 
 export interface HttpRoutesOptions {
   api: JobApi;
   keys: ApiKeys;
+  limiter: RateLimiter;
   log: Logger;
   /** Answers /readyz: true when the database and the bus are reachable. */
   ready(): Promise<boolean>;
@@ -37,7 +39,9 @@ function sendError(res: Res, err: unknown, log: Logger): void {
   const ce = ConnectError.from(err);
   if (ce.code === Code.Internal || ce.code === Code.Unknown) log.error({ err: String(err) }, "request failed");
   const message = ce.code === Code.Internal ? "internal error" : ce.rawMessage;
-  sendJson(res, codeToHttpStatus(ce.code), { code: codeToString(ce.code), message });
+  const headers: Record<string, string> = {};
+  ce.metadata.forEach((v, k) => (headers[k] = v));
+  sendJson(res, codeToHttpStatus(ce.code), { code: codeToString(ce.code), message }, headers);
 }
 
 async function readJson(req: Req): Promise<JsonValue> {
@@ -79,6 +83,7 @@ export function httpRoutes(o: HttpRoutesOptions): Handler {
   const auth = async (req: Req): Promise<Caller> => {
     const caller = await o.keys.authenticate(req.headers.authorization);
     if (!caller) throw unauthenticated();
+    enforceRateLimit(o.limiter, caller, Date.now());
     return caller;
   };
 

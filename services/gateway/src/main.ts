@@ -5,6 +5,7 @@ import {
   createLogger,
   ensureJobIndexes,
   envInt,
+  envNumber,
   envOptional,
   envString,
   EventPublisher,
@@ -15,6 +16,7 @@ import {
 } from "@framefleet/common";
 import { ApiKeys, authInterceptor } from "./auth.ts";
 import { logErrors } from "./errors.ts";
+import { RateLimiter, rateLimitInterceptor } from "./rate-limit.ts";
 import { httpRoutes } from "./http.ts";
 import { JobApi } from "./job-api.ts";
 import { jobRoutes } from "./job-service.ts";
@@ -41,15 +43,20 @@ async function main() {
     maxAttempts: envInt("FRAMEFLEET_MAX_ATTEMPTS", 3),
   });
 
+  const limiter = new RateLimiter({
+    ratePerSecond: envNumber("FRAMEFLEET_RATE_LIMIT_RPS", 20),
+    burst: envInt("FRAMEFLEET_RATE_LIMIT_BURST", 40),
+  });
   const rpc = connectNodeAdapter({
     routes: jobRoutes(api, nc),
-    interceptors: [logErrors(log), authInterceptor(keys)],
+    interceptors: [logErrors(log), authInterceptor(keys), rateLimitInterceptor(limiter)],
     // Outputs are already-compressed video: compressing them again only burns CPU.
     acceptCompression: [],
   });
   const handler = httpRoutes({
     api,
     keys,
+    limiter,
     log,
     next: rpc,
     ready: async () => {

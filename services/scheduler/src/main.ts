@@ -52,6 +52,7 @@ async function main() {
     owner: newId("sched"),
     leaseMs: envInt("FRAMEFLEET_JOB_LEASE_MS", 30_000),
     tickMs: envInt("FRAMEFLEET_TICK_MS", 1000),
+    reconcileMs: envInt("FRAMEFLEET_RECONCILE_MS", 30_000),
     policy: {
       maxInstances: envInt("FRAMEFLEET_MAX_INSTANCES", 2),
       minWarm: envInt("FRAMEFLEET_MIN_WARM", 0),
