@@ -17,6 +17,7 @@ import {
 } from "@framefleet/common";
 import { fleetRoutes } from "./fleet-service.ts";
 import { LocalProvider } from "./providers/local.ts";
+import { vastOptionsFromEnv, VastProvider } from "./providers/vast.ts";
 import type { Provider } from "./providers/provider.ts";
 import { Scheduler } from "./scheduler.ts";
 
@@ -32,19 +33,33 @@ async function main() {
   await ensureJobIndexes(db);
 
   let provider: Provider;
-  if (providerName === "local") {
-    const allowPrivate = envBool("FRAMEFLEET_ALLOW_PRIVATE_URLS", false);
+  // The vast provider asks the scheduler to order offers; the scheduler exists only after the provider.
+  let scheduler: Scheduler | undefined;
+  // Passed to every gpu-render this scheduler starts.
+  const renderEnv = {
+    FRAMEFLEET_ALLOW_PRIVATE_URLS: String(envBool("FRAMEFLEET_ALLOW_PRIVATE_URLS", false)),
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
+  };
+  if (providerName === "vast") {
+    provider = new VastProvider({
+      ...vastOptionsFromEnv((name) => process.env[name]),
+      log,
+      jobsPerInstance,
+      renderEnv,
+      chooseOffers: (offers) => scheduler?.chooseOffers(offers) ?? offers,
+    });
+  } else if (providerName === "local") {
     provider = new LocalProvider({
       log,
       jobsPerInstance,
       pricePerHourMicros: envInt("FRAMEFLEET_LOCAL_PRICE_PER_HOUR_MICROS", 100_000),
-      renderEnv: { FRAMEFLEET_ALLOW_PRIVATE_URLS: String(allowPrivate), LOG_LEVEL: process.env.LOG_LEVEL ?? "info" },
+      renderEnv,
     });
   } else {
-    throw new Error(`FRAMEFLEET_PROVIDER="${providerName}" is not supported; use "local".`);
+    throw new Error(`FRAMEFLEET_PROVIDER="${providerName}" is not supported; use "local" or "vast".`);
   }
 
-  const scheduler = new Scheduler({
+  scheduler = new Scheduler({
     db,
     provider,
     publisher: new EventPublisher(nc, "scheduler"),
@@ -53,6 +68,7 @@ async function main() {
     leaseMs: envInt("FRAMEFLEET_JOB_LEASE_MS", 30_000),
     tickMs: envInt("FRAMEFLEET_TICK_MS", 1000),
     reconcileMs: envInt("FRAMEFLEET_RECONCILE_MS", 30_000),
+    replicaTimeoutMs: envInt("FRAMEFLEET_REPLICA_TIMEOUT_MS", 30_000),
     policy: {
       maxInstances: envInt("FRAMEFLEET_MAX_INSTANCES", 2),
       minWarm: envInt("FRAMEFLEET_MIN_WARM", 0),

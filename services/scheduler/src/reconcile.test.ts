@@ -17,7 +17,7 @@ const r = (id: string, providerInstanceId: string, state: InstanceRecordView["st
   state,
   createdAt,
 });
-const base = { now: 1_000_000, bootTimeoutMs: 300_000 };
+const base = { now: 1_000_000, bootTimeoutMs: 300_000, createGraceMs: 120_000 };
 
 test("an instance we have no record of is destroyed", () => {
   assert.deepEqual(reconcile({ ...base, provider: [p("v1", "inst_x")], records: [] }), [
@@ -37,7 +37,7 @@ test("exited or stopped instances are destroyed; stuck loading past the boot tim
     records: [r("inst_a", "v1", "READY"), r("inst_b", "v2", "PROVISIONING", 0), r("inst_c", "v3", "PROVISIONING", 900_000)],
   });
   assert.deepEqual(
-    actions.map((a) => [a.kind, a.kind === "destroy" ? a.providerInstanceId : "", a.reason]),
+    actions.map((a) => [a.kind, a.kind === "destroy" ? a.providerInstanceId : "", "reason" in a ? a.reason : ""]),
     [
       ["destroy", "v1", "exited"],
       ["destroy", "v2", "boot_timeout"],
@@ -54,7 +54,15 @@ test("records of instances the provider no longer has are closed out", () => {
   assert.deepEqual(actions, [{ kind: "forget", instanceId: "inst_a", reason: "gone" }]);
 });
 
-test("a record whose provider id is not known yet (creation under way) is neither forgotten nor a reason to destroy", () => {
-  const actions = reconcile({ ...base, provider: [p("v9", "inst_new", "loading")], records: [r("inst_new", "", "PROVISIONING", 999_000)] });
-  assert.deepEqual(actions, []);
+test("a record whose create is under way is left alone; once the instance shows, its provider id is linked", () => {
+  assert.deepEqual(reconcile({ ...base, provider: [], records: [r("inst_new", "", "PROVISIONING", 999_000)] }), []);
+  assert.deepEqual(reconcile({ ...base, provider: [p("v9", "inst_new", "loading")], records: [r("inst_new", "", "PROVISIONING", 999_000)] }), [
+    { kind: "link", instanceId: "inst_new", providerInstanceId: "v9" },
+  ]);
+});
+
+test("a record whose create never produced an instance is closed out after the create grace", () => {
+  assert.deepEqual(reconcile({ ...base, provider: [], records: [r("inst_lost", "", "PROVISIONING", 0)] }), [
+    { kind: "forget", instanceId: "inst_lost", reason: "never_created" },
+  ]);
 });

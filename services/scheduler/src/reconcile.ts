@@ -12,8 +12,10 @@ export interface InstanceRecordView {
 export type ReconcileAction =
   /** Destroy at the provider: nobody should be paying for this. */
   | { kind: "destroy"; providerInstanceId: string; instanceId?: string; reason: "unknown" | "released" | "exited" | "boot_timeout" }
-  /** Our record says live but the provider no longer has it. */
-  | { kind: "forget"; instanceId: string; reason: "gone" };
+  /** Our record says live but the provider no longer has it (or the create that should have made it never did). */
+  | { kind: "forget"; instanceId: string; reason: "gone" | "never_created" }
+  /** The record's create went through but its provider id was never written (its scheduler stopped): fill it in. */
+  | { kind: "link"; instanceId: string; providerInstanceId: string };
 
 export interface ReconcileInput {
   /** Every instance carrying our label, as the provider lists it. */
@@ -22,6 +24,8 @@ export interface ReconcileInput {
   records: readonly InstanceRecordView[];
   now: number;
   bootTimeoutMs: number;
+  /** Longest a provider create can take; a record still without a provider id after this never got an instance. */
+  createGraceMs: number;
 }
 
 const live = new Set<InstanceStateName>(["PROVISIONING", "READY", "RELEASING"]);
@@ -39,13 +43,16 @@ export function reconcile(input: ReconcileInput): ReconcileAction[] {
       continue;
     }
     seen.add(rec.id);
+    if (!rec.providerInstanceId) actions.push({ kind: "link", instanceId: rec.id, providerInstanceId: p.providerInstanceId });
     const base = { kind: "destroy" as const, providerInstanceId: p.providerInstanceId, instanceId: rec.id };
     if (!live.has(rec.state)) actions.push({ ...base, reason: "released" });
     else if (p.state === "exited") actions.push({ ...base, reason: "exited" });
     else if (p.state === "loading" && input.now - rec.createdAt >= input.bootTimeoutMs) actions.push({ ...base, reason: "boot_timeout" });
   }
   for (const r of input.records) {
-    if (live.has(r.state) && !seen.has(r.id) && r.providerInstanceId) actions.push({ kind: "forget", instanceId: r.id, reason: "gone" });
+    if (!live.has(r.state) || seen.has(r.id)) continue;
+    if (r.providerInstanceId) actions.push({ kind: "forget", instanceId: r.id, reason: "gone" });
+    else if (input.now - r.createdAt >= input.createGraceMs) actions.push({ kind: "forget", instanceId: r.id, reason: "never_created" });
   }
   return actions;
 }

@@ -24,6 +24,7 @@ import { InstanceStore, type InstanceDoc } from "./instance-store.ts";
 import { instanceToProto } from "./fleet-service.ts";
 import { plan, type InstanceView, type PolicyConfig } from "./policy.ts";
 import { reconcile } from "./reconcile.ts";
+import { emptyKnowledge, learnBoot, learnSpeed, rankOffers, type FleetKnowledge, type OfferView } from "./placement.ts";
 import type { Provider } from "./providers/provider.ts";
 
 export interface SchedulerOptions {
@@ -44,6 +45,9 @@ export interface SchedulerOptions {
   /** A replica whose heartbeat is older than this is dead: its instances may be adopted. */
   replicaTimeoutMs?: number;
 }
+
+/** Longest a provider's create call may take; a lease record still without a provider id after it got nothing. */
+const CREATE_GRACE_MS = 5 * 60_000;
 
 /** Why an attempt was interrupted: a user's cancel ends the job; anything else sends it back to the queue. */
 class Interruption {
@@ -77,6 +81,8 @@ export class Scheduler {
   #ticking?: Promise<void>;
   #tickAgain = false;
   #stopped = false;
+  /** What the fleet has learned per GPU type (boot time, speed), for choosing offers. */
+  knowledge: FleetKnowledge = emptyKnowledge();
 
   constructor(opts: SchedulerOptions) {
     this.#o = {
@@ -152,10 +158,15 @@ export class Scheduler {
       records: records.map((r) => ({ id: r._id, providerInstanceId: r.providerInstanceId, state: r.state, createdAt: r.createdAt.getTime() })),
       now,
       bootTimeoutMs: this.#o.policy.bootTimeoutMs,
+      createGraceMs: CREATE_GRACE_MS,
     });
     const byId = new Map(records.map((r) => [r._id, r]));
     for (const a of actions) {
       const id = a.instanceId;
+      if (a.kind === "link") {
+        await this.#link(a.instanceId, a.providerInstanceId);
+        continue;
+      }
       if (id && this.#fleet.has(id)) {
         await this.#release(id, a.reason, a.reason === "boot_timeout" || a.reason === "exited" ? "FAILED" : "RELEASED");
         continue;
@@ -171,12 +182,19 @@ export class Scheduler {
         }
       }
       if (rec && ["PROVISIONING", "READY", "RELEASING"].includes(rec.state)) {
-        const state = a.kind === "forget" || a.reason === "released" ? "RELEASED" : "FAILED";
+        const state = (a.kind === "forget" && a.reason === "gone") || a.reason === "released" ? "RELEASED" : "FAILED";
         Object.assign(rec, { state, releasedAt: this.#now(), releaseReason: a.reason });
         await this.instances.update(rec._id, { state, releasedAt: rec.releasedAt, releaseReason: a.reason });
         await this.#instanceEvent(rec, state === "FAILED" ? InstanceEventType.FAILED : InstanceEventType.RELEASED, a.reason);
       }
     }
+  }
+
+  async #link(instanceId: string, providerInstanceId: string): Promise<void> {
+    const mine = this.#fleet.get(instanceId);
+    // A create of ours still under way writes the id itself.
+    if (mine && !mine.doc.providerInstanceId) return;
+    await this.instances.instances.updateOne({ _id: instanceId, providerInstanceId: "" }, { $set: { providerInstanceId } });
   }
 
   /** Takes over the live instances of replicas that stopped heartbeating (a cloud's instances outlive their scheduler). */
@@ -193,6 +211,18 @@ export class Scheduler {
         { returnDocument: "after" },
       );
       if (!taken) continue;
+      if (!taken.providerInstanceId) {
+        // Its scheduler stopped during the provider's create: the instance exists only if it carries the label.
+        const made = (await this.#o.provider.list()).find((i) => i.instanceId === taken._id);
+        if (!made) {
+          const reason = "never_created";
+          await this.instances.update(taken._id, { state: "FAILED", releasedAt: this.#now(), releaseReason: reason });
+          this.#log.warn({ instanceId: taken._id, from: doc.owner }, "closed out a lease whose create never completed");
+          continue;
+        }
+        taken.providerInstanceId = made.providerInstanceId;
+        await this.instances.update(taken._id, { providerInstanceId: made.providerInstanceId });
+      }
       const live: LiveInstance = { doc: taken, running: new Map() };
       this.#fleet.set(taken._id, live);
       this.#log.warn({ instanceId: taken._id, from: doc.owner }, "adopted an instance of a replica that stopped");
@@ -217,6 +247,16 @@ export class Scheduler {
           this.kick();
         }
       });
+  }
+
+  /**
+   * Orders a provider's acceptable offers by the expected cost of the work waiting (placement.ts), for providers that
+   * choose among offers. Work is estimated as a minute of media per job slot.
+   */
+  chooseOffers(offers: OfferView[]): OfferView[] {
+    const wish = { gpuNames: [], minVramMb: 0, maxPricePerHourMicros: 0 };
+    const work = 60 * this.#o.provider.jobsPerInstance;
+    return rankOffers(offers, wish, work, this.knowledge, this.#o.clock()).map((r) => r.offer);
   }
 
   /** Called when a cancel request for the job is seen. */
@@ -336,6 +376,7 @@ export class Scheduler {
             maxJobs: doc.maxJobs,
             gpuName: doc.gpuName,
           });
+          this.knowledge = learnBoot(this.knowledge, doc.gpuName, (now.getTime() - doc.createdAt.getTime()) / 1000);
           this.#log.info({ instanceId: doc._id, address: info.address, encoders: caps.encoders }, "instance ready");
           await this.#instanceEvent(doc, InstanceEventType.READY);
           this.kick();
@@ -433,6 +474,9 @@ export class Scheduler {
   async #settle(job: JobDoc, inst: LiveInstance, outcome: AttemptOutcome, now: Date): Promise<JobDoc | null> {
     switch (outcome.kind) {
       case "succeeded":
+        if (outcome.renderSeconds > 0) {
+          this.knowledge = learnSpeed(this.knowledge, inst.doc.gpuName, outcome.output.durationSeconds / outcome.renderSeconds);
+        }
         return this.jobs.succeed(job._id, job.attempt, outcome.output, now);
       case "failed":
         return this.jobs.fail(job._id, job.attempt, "FAILED", { code: outcome.code, message: outcome.message }, now);
