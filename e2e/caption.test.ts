@@ -320,6 +320,17 @@ describe("bad input", () => {
     }
   });
 
+  test("a placement no instance of the provider can meet fails the job at once, saying why", async () => {
+    const subs = "1\n00:00:00,000 --> 00:00:01,000\nx\n";
+    const { body } = await connectJson("SubmitJob", {
+      spec: { caption: { videoUrl: `${files.url}/input.mp4`, subtitlesText: subs }, placement: { gpuNames: ["RTX 4090"] } },
+    });
+    const job = await waitForEnd(body.job.id, 30_000);
+    assert.equal(job.status, "JOB_STATUS_FAILED");
+    assert.equal(job.error.code, "unplaceable");
+    assert.match(job.error.message, /placement\.gpu_names: .*RTX 4090/);
+  });
+
   test("an invalid spec is InvalidArgument naming the field", async () => {
     const { status, body } = await connectJson("SubmitJob", { spec: { caption: { videoUrl: "ftp://example.com/v.mp4" } } });
     assert.equal(status, 400);

@@ -32,11 +32,11 @@ let db: Db;
 const schedulers: ServiceProcess[] = [];
 const others: ServiceProcess[] = [];
 
-async function submit(video: string): Promise<string> {
+async function submit(video: string, extra: object = {}): Promise<string> {
   const res = await fetch(`${gateway}/v1/jobs`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
-    body: JSON.stringify({ caption: { videoUrl: `${files.url}/${video}`, subtitlesText: "1\n00:00:00,000 --> 00:00:02,000\nhi\n" } }),
+    body: JSON.stringify({ caption: { videoUrl: `${files.url}/${video}`, subtitlesText: "1\n00:00:00,000 --> 00:00:02,000\nhi\n" }, ...extra }),
   });
   assert.equal(res.status, 201);
   return ((await res.json()) as { id: string }).id;
@@ -143,6 +143,18 @@ test("a scheduler replica killed mid-dispatch: no job lost, none run twice at on
   // A job that was taken over was retried only after its lease expired (never two live attempts).
   for (const d of docs.filter((x) => x.attempt > 1)) {
     assert.ok(d.failures.every((f: { code: string }) => ["lease_expired", "worker_unavailable", "interrupted"].includes(f.code)));
+  }
+});
+
+test("placement wishes are honoured: each job runs on the GPU it asked for", async () => {
+  const wants = ["RTX 3090", "RTX 4090"];
+  const ids = await Promise.all(wants.map((gpu) => submit("short.mp4", { placement: { gpuNames: [gpu] } })));
+  const docs = await jobsDone(ids);
+  for (const [i, id] of ids.entries()) {
+    const doc = docs.find((d) => String(d._id) === id)!;
+    assert.equal(doc.status, "SUCCEEDED", JSON.stringify(doc.error));
+    const inst = await db.collection("instances").findOne({ _id: doc.instanceId });
+    assert.equal(inst!.gpuName, wants[i]);
   }
 });
 

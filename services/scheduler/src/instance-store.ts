@@ -1,5 +1,6 @@
 // The instances collection: every instance we ever leased, the record the reconciler and billing trust.
 import type { Collection, Db } from "mongodb";
+import type { PlacementWish } from "./placement.ts";
 
 export type InstanceStateName = "PROVISIONING" | "READY" | "RELEASING" | "RELEASED" | "FAILED";
 
@@ -10,7 +11,10 @@ export interface InstanceDoc {
   state: InstanceStateName;
   gpuName: string;
   gpuCount: number;
+  vramMb?: number;
   pricePerHourMicros: number;
+  /** The placement wish it was leased for. */
+  wish?: PlacementWish;
   address?: string;
   /** The lease's gpu-render token. Secret: never logged, never returned by the API. */
   token: string;

@@ -46,7 +46,7 @@ async function main() {
       log,
       jobsPerInstance,
       renderEnv,
-      chooseOffers: (offers) => scheduler?.chooseOffers(offers) ?? offers,
+      chooseOffers: (offers, req) => scheduler?.chooseOffers(offers, req.wish) ?? offers,
     });
   } else if (providerName === "local") {
     provider = new LocalProvider({
@@ -75,6 +75,8 @@ async function main() {
       idleTimeoutMs: envInt("FRAMEFLEET_IDLE_TIMEOUT_MS", 120_000),
       bootTimeoutMs: envInt("FRAMEFLEET_BOOT_TIMEOUT_MS", 300_000),
       jobsPerInstance,
+      maxFleetPricePerHourMicros: envInt("FRAMEFLEET_MAX_FLEET_PRICE_PER_HOUR_MICROS", 0),
+      expectedPricePerHourMicros: envInt("FRAMEFLEET_EXPECTED_PRICE_PER_HOUR_MICROS", 500_000),
     },
   });
 

@@ -57,6 +57,28 @@ export function learnHostFailure(k: FleetKnowledge, hostId: string, now: number)
   return { ...k, hostFailures: { ...k.hostFailures, [hostId]: failures }, avoidUntil: { ...k.avoidUntil, [hostId]: until } };
 }
 
+/** Whether two wishes ask for the same thing (unset and "any" are the same). */
+export function sameWish(a: PlacementWish | undefined, b: PlacementWish | undefined): boolean {
+  return wishKey(a) === wishKey(b);
+}
+
+/** A stable key for a wish (unset and "any" give the same key). */
+export function wishKey(w: PlacementWish | undefined): string {
+  return w ? JSON.stringify([[...w.gpuNames].sort(), w.minVramMb, w.maxPricePerHourMicros]) : JSON.stringify([[], 0, 0]);
+}
+
+/** Whether a running instance satisfies a job's wish (unknown attributes count as not satisfying a demand on them). */
+export function acceptableInstance(
+  i: { gpuName?: string; vramMb?: number; pricePerHourMicros?: number },
+  w: PlacementWish | undefined,
+): boolean {
+  if (!w) return true;
+  if (w.gpuNames.length && !(i.gpuName && w.gpuNames.includes(i.gpuName))) return false;
+  if (w.minVramMb && !((i.vramMb ?? 0) >= w.minVramMb)) return false;
+  if (w.maxPricePerHourMicros && (i.pricePerHourMicros ?? Infinity) > w.maxPricePerHourMicros) return false;
+  return true;
+}
+
 export function acceptable(o: OfferView, w: PlacementWish): boolean {
   if (w.gpuNames.length && !w.gpuNames.includes(o.gpuName)) return false;
   if (w.minVramMb && o.vramMb < w.minVramMb) return false;

@@ -1,3 +1,5 @@
+import { acceptableInstance, sameWish, type PlacementWish } from "./placement.ts";
+
 // The fleet policy: pure code. Given what is queued, what instances exist and the time, it decides which job goes
 // where, how many instances to lease and which to release. The service runs it with the real clock; tests and the
 // fleet simulator run it with a virtual one.
@@ -13,11 +15,17 @@ export interface PolicyConfig {
   bootTimeoutMs: number;
   /** Jobs one instance runs at once (when the instance does not say). */
   jobsPerInstance: number;
+  /** Most the whole fleet may cost per hour, in micro-dollars; 0 means no cap. */
+  maxFleetPricePerHourMicros?: number;
+  /** What a new instance is expected to cost per hour (for the cap), when nothing better is known. */
+  expectedPricePerHourMicros?: number;
 }
 
 export interface QueuedJobView {
   id: string;
   createdAt: number;
+  /** The job's placement wishes; unset accepts any instance. */
+  wish?: PlacementWish;
 }
 
 export type InstanceStateView = "provisioning" | "ready" | "releasing";
@@ -30,6 +38,11 @@ export interface InstanceView {
   createdAt: number;
   /** Set while the instance has no job. */
   idleSince?: number;
+  gpuName?: string;
+  vramMb?: number;
+  pricePerHourMicros?: number;
+  /** For an instance still provisioning: the wish it was leased for (it will serve those jobs). */
+  wish?: PlacementWish;
 }
 
 export interface PolicyInput {
@@ -40,26 +53,29 @@ export interface PolicyInput {
 
 export interface Decisions {
   assign: Array<{ jobId: string; instanceId: string }>;
-  /** Number of new instances to lease. */
-  lease: number;
+  /** New instances to lease, each with the placement wish it is for. */
+  lease: PlacementWish[];
   /** Job ids waiting on an instance being leased (shown to users as PROVISIONING). */
   provisioningFor: string[];
   release: Array<{ instanceId: string; reason: "idle" | "boot_timeout" }>;
 }
 
+const anyWish: PlacementWish = { gpuNames: [], minVramMb: 0, maxPricePerHourMicros: 0 };
+
 export function plan(input: PolicyInput, now: number, cfg: PolicyConfig): Decisions {
-  const decisions: Decisions = { assign: [], lease: 0, provisioningFor: [], release: [] };
+  const decisions: Decisions = { assign: [], lease: [], provisioningFor: [], release: [] };
   const free = new Map<string, number>();
   const ready = input.instances.filter((i) => i.state === "ready");
   for (const i of ready) free.set(i.id, Math.max(0, i.maxJobs - i.activeJobs));
 
   // FIFO; each job to the ready instance with the most free slots, which spreads load across warm instances.
   const waiting: QueuedJobView[] = [];
+  const byId = new Map(ready.map((i) => [i.id, i]));
   for (const job of [...input.queued].sort((a, b) => a.createdAt - b.createdAt)) {
     let best: string | undefined;
     let bestFree = 0;
     for (const [id, n] of free) {
-      if (n > bestFree) {
+      if (n > bestFree && acceptableInstance(byId.get(id)!, job.wish)) {
         best = id;
         bestFree = n;
       }
@@ -83,14 +99,42 @@ export function plan(input: PolicyInput, now: number, cfg: PolicyConfig): Decisi
   const provisioning = input.instances.filter((i) => i.state === "provisioning" && !timedOut.has(i.id));
   let alive = ready.length + provisioning.length;
 
-  // Lease for the jobs that the instances already coming cannot take, and to keep the warm minimum.
-  const coming = provisioning.reduce((n, i) => n + i.maxJobs, 0);
-  const uncovered = Math.max(0, waiting.length - coming);
-  const wanted = Math.max(Math.ceil(uncovered / Math.max(1, cfg.jobsPerInstance)), cfg.minWarm - alive);
-  decisions.lease = Math.max(0, Math.min(wanted, cfg.maxInstances - alive));
-  alive += decisions.lease;
-  const slotsComing = coming + decisions.lease * cfg.jobsPerInstance;
-  decisions.provisioningFor = waiting.slice(0, slotsComing).map((j) => j.id);
+  // Lease for the jobs that the instances already coming cannot take (by wish: an instance leased for one wish serves
+  // jobs with the same wish), and to keep the warm minimum; never past the instance or fleet-price caps.
+  const perInstance = Math.max(1, cfg.jobsPerInstance);
+  const groups: Array<{ wish: PlacementWish | undefined; jobs: QueuedJobView[]; coming: number }> = [];
+  for (const job of waiting) {
+    let g = groups.find((x) => sameWish(x.wish, job.wish));
+    if (!g) {
+      g = { wish: job.wish, jobs: [], coming: 0 };
+      groups.push(g);
+    }
+    g.jobs.push(job);
+  }
+  for (const i of provisioning) {
+    const g = groups.find((x) => sameWish(x.wish, i.wish));
+    if (g) g.coming += i.maxJobs;
+  }
+  let budget = cfg.maxInstances - alive;
+  const price = cfg.expectedPricePerHourMicros ?? 0;
+  if (cfg.maxFleetPricePerHourMicros && price > 0) {
+    const spending = input.instances.filter((i) => !timedOut.has(i.id)).reduce((sum, i) => sum + (i.pricePerHourMicros ?? price), 0);
+    budget = Math.min(budget, Math.floor((cfg.maxFleetPricePerHourMicros - spending) / price));
+  }
+  for (const g of groups) {
+    const covered = g.jobs.slice(0, g.coming);
+    decisions.provisioningFor.push(...covered.map((j) => j.id));
+    const uncovered = g.jobs.slice(g.coming);
+    const n = Math.min(Math.ceil(uncovered.length / perInstance), Math.max(0, budget));
+    for (let k = 0; k < n; k++) decisions.lease.push(g.wish ?? anyWish);
+    decisions.provisioningFor.push(...uncovered.slice(0, n * perInstance).map((j) => j.id));
+    budget -= n;
+  }
+  while (alive + decisions.lease.length < cfg.minWarm && budget > 0) {
+    decisions.lease.push(anyWish);
+    budget--;
+  }
+  alive += decisions.lease.length;
 
   // Idle instances beyond the warm minimum go, longest idle first, unless a waiting job could use them.
   if (waiting.length === 0) {

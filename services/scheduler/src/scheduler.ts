@@ -24,7 +24,16 @@ import { InstanceStore, type InstanceDoc } from "./instance-store.ts";
 import { instanceToProto } from "./fleet-service.ts";
 import { plan, type InstanceView, type PolicyConfig } from "./policy.ts";
 import { reconcile } from "./reconcile.ts";
-import { emptyKnowledge, learnBoot, learnSpeed, rankOffers, type FleetKnowledge, type OfferView } from "./placement.ts";
+import {
+  emptyKnowledge,
+  learnBoot,
+  learnSpeed,
+  rankOffers,
+  type FleetKnowledge,
+  type OfferView,
+  type PlacementWish,
+  wishKey,
+} from "./placement.ts";
 import type { Provider } from "./providers/provider.ts";
 
 export interface SchedulerOptions {
@@ -45,6 +54,9 @@ export interface SchedulerOptions {
   /** A replica whose heartbeat is older than this is dead: its instances may be adopted. */
   replicaTimeoutMs?: number;
 }
+
+/** Wait after a failed lease before asking the provider again for the same wish. */
+const LEASE_RETRY_MS = 15_000;
 
 /** Longest a provider's create call may take; a lease record still without a provider id after it got nothing. */
 const CREATE_GRACE_MS = 5 * 60_000;
@@ -67,6 +79,16 @@ interface LiveInstance {
   client?: GrpcClient<typeof RenderService>;
   /** Running attempts here, by job id. */
   running: Map<string, AbortController>;
+  /** The worker said all its slots were taken (work we do not know of): treat it as full until then. */
+  fullUntil?: number;
+}
+
+/** How long a worker that answered "busy" is given no new job. */
+const BUSY_BACKOFF_MS = 5_000;
+
+/** Attempts that count against a job's limit: a busy worker's refusal is not the job's failure. */
+function countedAttempts(job: JobDoc): number {
+  return job.attempt - (job.failures ?? []).filter((f) => f.code === "busy").length;
 }
 
 export class Scheduler {
@@ -81,6 +103,8 @@ export class Scheduler {
   #ticking?: Promise<void>;
   #tickAgain = false;
   #stopped = false;
+  /** After a lease for a wish failed (no offer, provider error), no new lease for it until then. */
+  readonly #leaseBackoff = new Map<string, number>();
   /** What the fleet has learned per GPU type (boot time, speed), for choosing offers. */
   knowledge: FleetKnowledge = emptyKnowledge();
 
@@ -253,10 +277,22 @@ export class Scheduler {
    * Orders a provider's acceptable offers by the expected cost of the work waiting (placement.ts), for providers that
    * choose among offers. Work is estimated as a minute of media per job slot.
    */
-  chooseOffers(offers: OfferView[]): OfferView[] {
-    const wish = { gpuNames: [], minVramMb: 0, maxPricePerHourMicros: 0 };
+  chooseOffers(offers: OfferView[], wish: PlacementWish = { gpuNames: [], minVramMb: 0, maxPricePerHourMicros: 0 }): OfferView[] {
     const work = 60 * this.#o.provider.jobsPerInstance;
     return rankOffers(offers, wish, work, this.knowledge, this.#o.clock()).map((r) => r.offer);
+  }
+
+  async #failUnplaceable(job: JobDoc, why: string): Promise<void> {
+    const now = this.#now();
+    const done = await this.jobs.jobs.findOneAndUpdate(
+      { _id: job._id, status: { $in: ["QUEUED", "PROVISIONING"] } },
+      { $set: { status: "FAILED", error: { code: "unplaceable", message: why }, endedAt: now, updatedAt: now } },
+      { returnDocument: "after" },
+    );
+    if (done) {
+      this.#log.info({ jobId: job._id, why }, "job cannot be placed");
+      await publishJobStatus(this.#o.publisher, this.jobs.jobs, done, why);
+    }
   }
 
   /** Called when a cancel request for the job is seen. */
@@ -275,31 +311,45 @@ export class Scheduler {
     await this.#heartbeat();
     await this.#adoptOrphans();
     await this.#recoverExpired();
-    const waiting = await this.jobs.listWaiting(500);
+    const waiting: Array<{ job: JobDoc; wish?: PlacementWish }> = [];
+    for (const job of await this.jobs.listWaiting(500)) {
+      const wish = wishOf(job);
+      const why = wish && this.#o.provider.unsatisfiable(wish);
+      if (why) await this.#failUnplaceable(job, why);
+      else waiting.push({ job, wish });
+    }
     const now = this.#o.clock();
-    const views: InstanceView[] = [...this.#fleet.values()].map(({ doc, running }) => ({
+    const views: InstanceView[] = [...this.#fleet.values()].map(({ doc, running, fullUntil }) => ({
       id: doc._id,
       state: doc.state === "READY" ? "ready" : doc.state === "PROVISIONING" ? "provisioning" : "releasing",
-      activeJobs: running.size,
+      activeJobs: (fullUntil ?? 0) > now ? Math.max(running.size, doc.maxJobs) : running.size,
       maxJobs: doc.maxJobs,
       createdAt: doc.createdAt.getTime(),
       idleSince: running.size === 0 ? (doc.idleSince ?? doc.readyAt)?.getTime() : undefined,
+      gpuName: doc.gpuName,
+      vramMb: doc.vramMb,
+      pricePerHourMicros: doc.pricePerHourMicros || undefined,
+      wish: doc.wish,
     }));
-    const d = plan({ queued: waiting.map((j) => ({ id: j._id, createdAt: j.createdAt.getTime() })), instances: views }, now, this.#o.policy);
+    const queued = waiting.map(({ job, wish }) => ({ id: job._id, createdAt: job.createdAt.getTime(), wish }));
+    const d = plan({ queued, instances: views }, now, this.#o.policy);
 
     for (const r of d.release) await this.#release(r.instanceId, r.reason);
     for (const jobId of d.provisioningFor) {
       const job = await this.jobs.markProvisioning(jobId, this.#now());
       if (job) await publishJobStatus(this.#o.publisher, this.jobs.jobs, job, "waiting for a GPU instance");
     }
-    for (let i = 0; i < d.lease; i++) await this.#lease();
+    for (const wish of d.lease) {
+      if ((this.#leaseBackoff.get(wishKey(wish)) ?? 0) > now) continue;
+      await this.#lease(wish);
+    }
     for (const a of d.assign) {
       const inst = this.#fleet.get(a.instanceId);
       if (inst) await this.#dispatch(a.jobId, inst);
     }
   }
 
-  async #lease(): Promise<void> {
+  async #lease(wish: PlacementWish): Promise<void> {
     const id = newId("inst");
     const token = randomBytes(32).toString("hex");
     // The record comes first: a reconciler that sees the new instance at the provider finds it ours.
@@ -316,33 +366,32 @@ export class Scheduler {
       jobIds: [],
       owner: this.#o.owner,
       createdAt: this.#now(),
+      wish,
     };
     await this.instances.insert(doc);
     const live: LiveInstance = { doc, running: new Map() };
     this.#fleet.set(id, live);
     let created;
     try {
-      created = await this.#o.provider.create({ instanceId: id, token });
+      created = await this.#o.provider.create({ instanceId: id, token, wish });
     } catch (err) {
       this.#fleet.delete(id);
       const reason = `create failed: ${err instanceof Error ? err.message : String(err)}`;
       Object.assign(doc, { state: "FAILED", releasedAt: this.#now(), releaseReason: reason });
       await this.instances.update(id, { state: "FAILED", releasedAt: doc.releasedAt, releaseReason: reason });
-      this.#log.error({ instanceId: id, err: reason }, "leasing an instance failed");
+      this.#log.error({ instanceId: id, err: reason, retryInMs: LEASE_RETRY_MS }, "leasing an instance failed");
+      this.#leaseBackoff.set(wishKey(wish), this.#o.clock() + LEASE_RETRY_MS);
       return;
     }
-    Object.assign(doc, {
+    const attributes = {
       providerInstanceId: created.providerInstanceId,
       gpuName: created.gpuName,
       gpuCount: created.gpuCount,
       pricePerHourMicros: created.pricePerHourMicros,
-    });
-    await this.instances.update(id, {
-      providerInstanceId: doc.providerInstanceId,
-      gpuName: doc.gpuName,
-      gpuCount: doc.gpuCount,
-      pricePerHourMicros: doc.pricePerHourMicros,
-    });
+      ...(created.vramMb !== undefined ? { vramMb: created.vramMb } : {}),
+    };
+    Object.assign(doc, attributes);
+    await this.instances.update(id, attributes);
     this.#log.info({ instanceId: id, providerInstanceId: doc.providerInstanceId, gpu: doc.gpuName }, "instance leased");
     await this.#instanceEvent(doc, InstanceEventType.LEASED);
     void this.#boot(live);
@@ -483,15 +532,20 @@ export class Scheduler {
       case "canceled":
         return this.jobs.fail(job._id, job.attempt, "CANCELED", { code: "canceled", message: outcome.message }, now);
       case "lost": {
+        if (outcome.code === "busy") {
+          // Not the job's failure: the worker is full (of work we do not know of). Place the job again, elsewhere.
+          inst.fullUntil = this.#o.clock() + BUSY_BACKOFF_MS;
+          return this.jobs.requeue(job._id, job.attempt, { ...outcome, instanceId: inst.doc._id }, now);
+        }
         // The worker may be gone: check it before giving it more work.
         const healthy = await inst.client
           ?.getCapabilities({}, { metadata: { authorization: `Bearer ${inst.doc.token}` }, deadline: 2000 })
           .then(() => true, () => false);
         if (!healthy) await this.#release(inst.doc._id, "worker_unhealthy", "FAILED");
-        if (job.attempt >= job.maxAttempts) {
+        if (countedAttempts(job) >= job.maxAttempts) {
           return this.jobs.fail(job._id, job.attempt, "FAILED", {
             code: outcome.code,
-            message: `${outcome.message} (gave up after ${job.attempt} attempts)`,
+            message: `${outcome.message} (gave up after ${countedAttempts(job)} attempts)`,
           }, now);
         }
         return this.jobs.requeue(job._id, job.attempt, { ...outcome, instanceId: inst.doc._id }, now);
@@ -504,7 +558,7 @@ export class Scheduler {
     for (const job of await this.jobs.listExpired(this.#now())) {
       const reason = { code: "lease_expired", message: "the scheduler running this job stopped answering" };
       const doc =
-        job.attempt >= job.maxAttempts
+        countedAttempts(job) >= job.maxAttempts
           ? await this.jobs.fail(job._id, job.attempt, "FAILED", reason, this.#now())
           : await this.jobs.requeue(job._id, job.attempt, reason, this.#now());
       if (doc) {
@@ -564,4 +618,12 @@ export class Scheduler {
     await Promise.allSettled([...this.#attempts]);
     for (const id of [...this.#fleet.keys()]) await this.#release(id, "scheduler_stopped");
   }
+}
+
+/** The job's placement wishes, or undefined when it has none. */
+function wishOf(job: JobDoc): PlacementWish | undefined {
+  const p = decodeSpec(job.spec).placement;
+  if (!p) return undefined;
+  const wish = { gpuNames: [...p.gpuNames], minVramMb: p.minVramMb, maxPricePerHourMicros: Number(p.maxPricePerHourMicros) };
+  return wish.gpuNames.length || wish.minVramMb || wish.maxPricePerHourMicros ? wish : undefined;
 }

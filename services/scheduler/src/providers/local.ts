@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import * as readline from "node:readline";
 import { stopChild, type Logger } from "@framefleet/common";
+import type { PlacementWish } from "../placement.ts";
 import type { LeaseRequest, Provider, ProviderInstance } from "./provider.ts";
 
 const gpuRenderMain = path.resolve(import.meta.dirname, "../../../gpu-render/src/main.ts");
@@ -31,6 +32,17 @@ export class LocalProvider implements Provider {
   constructor(opts: LocalProviderOptions) {
     this.#opts = opts;
     this.jobsPerInstance = opts.jobsPerInstance;
+  }
+
+  unsatisfiable(wish: PlacementWish): string | undefined {
+    if (wish.gpuNames.length && !wish.gpuNames.includes("local")) {
+      return `placement.gpu_names: the local provider has no ${wish.gpuNames.join(" or ")} (its workers are named "local")`;
+    }
+    if (wish.minVramMb > 0) return "placement.min_vram_mb: the local provider does not know its workers' GPU memory";
+    if (wish.maxPricePerHourMicros && wish.maxPricePerHourMicros < this.#opts.pricePerHourMicros) {
+      return `placement.max_price_per_hour_micros: local workers cost ${this.#opts.pricePerHourMicros}`;
+    }
+    return undefined;
   }
 
   async create(req: LeaseRequest): Promise<ProviderInstance> {

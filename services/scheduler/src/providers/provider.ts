@@ -1,10 +1,14 @@
 // Where GPU instances come from. The scheduler only speaks this interface; `local` and `vast` implement it.
 
+import type { PlacementWish } from "../placement.ts";
+
 export interface LeaseRequest {
   /** Our id for the instance; providers label what they create with it. */
   instanceId: string;
   /** Secret gpu-render checks on every call; the provider passes it to the instance's environment. */
   token: string;
+  /** What the waiting jobs need of the instance; unset accepts any. */
+  wish?: PlacementWish;
 }
 
 export interface ProviderInstance {
@@ -15,6 +19,8 @@ export interface ProviderInstance {
   address?: string;
   gpuName: string;
   gpuCount: number;
+  /** Memory per GPU, when known. */
+  vramMb?: number;
   pricePerHourMicros: number;
   /** Our instance id, from the label set at creation. */
   instanceId?: string;
@@ -29,6 +35,8 @@ export interface Provider {
   readonly shared: boolean;
   /** Jobs one instance of this provider runs at once. */
   readonly jobsPerInstance: number;
+  /** Why this provider can never give an instance meeting the wish (undefined: it may). */
+  unsatisfiable(wish: PlacementWish): string | undefined;
   /** Asks for an instance; returns at once, before it has booted. */
   create(req: LeaseRequest): Promise<ProviderInstance>;
   describe(providerInstanceId: string): Promise<ProviderInstance | undefined>;

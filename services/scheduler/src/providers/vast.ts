@@ -5,7 +5,7 @@
 // instance id>`; list() returns only instances with that prefix. describe() and list() read one shared, briefly
 // cached listing of the account, so many booting instances cost one list call per `stateCacheMs`, not one show each.
 import type { Logger } from "@framefleet/common";
-import type { OfferView } from "../placement.ts";
+import type { OfferView, PlacementWish } from "../placement.ts";
 import type { LeaseRequest, Provider, ProviderInstance } from "./provider.ts";
 import {
   OfferUnavailableError,
@@ -78,7 +78,7 @@ export interface VastProviderOptions {
    * Orders the acceptable offers for a lease, best first (the scheduler's expected-cost policy, placement.ts);
    * offers it leaves out are not tried. Without it, the cheapest first.
    */
-  chooseOffers?: (offers: OfferView[]) => OfferView[];
+  chooseOffers?: (offers: OfferView[], req: LeaseRequest) => OfferView[];
 }
 
 /** An offer with what renting it costs us. */
@@ -172,6 +172,15 @@ export class VastProvider implements Provider {
   readonly name = "vast";
   /** list() shows every labelled instance on the account, whoever created it. */
   readonly shared = true;
+
+  /** A wish outside what this provider is configured to rent can never be met; anything else may be, later. */
+  unsatisfiable(wish: PlacementWish): string | undefined {
+    const p = this.#o.placement;
+    if (wish.gpuNames.length && p.gpuNames?.length && !wish.gpuNames.some((g) => p.gpuNames!.includes(g))) {
+      return `placement.gpu_names: this fleet rents only ${p.gpuNames.join(", ")}`;
+    }
+    return undefined;
+  }
   readonly jobsPerInstance: number;
   readonly client: VastClient;
   readonly #o: VastProviderOptions;
@@ -233,7 +242,7 @@ export class VastProvider implements Provider {
     const order = (cs: VastCandidate[]): VastCandidate[] => {
       if (!this.#o.chooseOffers) return cs;
       const byId = new Map(cs.map((c) => [String(c.offer.id), c]));
-      return this.#o.chooseOffers(cs.map(offerView)).flatMap((v) => byId.get(v.id) ?? []);
+      return this.#o.chooseOffers(cs.map(offerView), req).flatMap((v) => byId.get(v.id) ?? []);
     };
     let candidates = order(await this.searchOffers());
     for (let round = 0; round < 2; round++) {
@@ -325,6 +334,7 @@ export class VastProvider implements Provider {
       state: "loading",
       gpuName: offer.gpu_name,
       gpuCount: offer.num_gpus,
+      vramMb: offer.gpu_ram,
       pricePerHourMicros: price,
       instanceId: req.instanceId,
     };
