@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { MongoClient } from "mongodb";
@@ -26,12 +28,14 @@ import { JobService, JobEventType } from "@framefleet/gen/framefleet/v1/job_serv
 import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import { BillingService } from "@framefleet/gen/framefleet/v1/billing_service_pb";
 import { FleetService } from "@framefleet/gen/framefleet/v1/fleet_service_pb";
+import { startFakeComfy, type FakeComfyUI } from "@framefleet/gpu-render";
 
 const API_KEY = "ff_e2e_test_key_0123456789";
 const INPUT_SECONDS = 4;
 
 let nats: Nats;
 let mongo: Mongo;
+let comfy: FakeComfyUI;
 let files: FileServer;
 let work: string;
 let gateway: string;
@@ -64,12 +68,14 @@ async function waitForEnd(jobId: string, timeoutMs = 120_000): Promise<Record<st
 }
 
 before(async () => {
-  [nats, mongo] = await Promise.all([startNats(), startMongo()]);
+  [nats, mongo, comfy] = await Promise.all([startNats(), startMongo(), startFakeComfy()]);
   work = tempDir("e2e");
   await makeTestVideo(path.join(work, "input.mp4"), { seconds: INPUT_SECONDS, width: 640, height: 360 });
   // Long enough to still be encoding when canceled.
   await makeTestVideo(path.join(work, "long.mp4"), { seconds: 60, width: 1280, height: 720 });
   fs.writeFileSync(path.join(work, "not-a-video.mp4"), "this is text, not a video\n".repeat(100));
+  await promisify(execFile)("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=800x600", "-frames:v", "1", "-y", path.join(work, "photo.png")]);
+  await promisify(execFile)("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:duration=2", "-c:a", "libmp3lame", "-y", path.join(work, "voice.mp3")]);
   files = await serveDirectory(work);
   const [gp, sp, bp] = await Promise.all([freePort(), freePort(), freePort()]);
   gateway = `http://127.0.0.1:${gp}`;
@@ -85,6 +91,7 @@ before(async () => {
     FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
     FRAMEFLEET_MAX_INSTANCES: "1",
     FRAMEFLEET_TICK_MS: "500",
+    FRAMEFLEET_COMFYUI_URL: comfy.url,
   };
   for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
 });
@@ -92,6 +99,7 @@ before(async () => {
 after(async () => {
   for (const s of services.reverse()) await s.stop();
   await files?.close();
+  await comfy?.close();
   await Promise.all([nats?.stop(), mongo?.stop()]);
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
@@ -203,6 +211,69 @@ describe("a caption job end to end", () => {
     const client = createClient(FleetService, createConnectTransport({ baseUrl: schedulerUrl, httpVersion: "1.1" }));
     const { instances } = await client.listInstances({ includeReleased: true });
     assert.ok(instances.some((i) => i.provider === "local" && i.jobIds !== undefined), `${instances.length} instances`);
+  });
+});
+
+describe("other tasks through the platform", () => {
+  async function runToOutput(spec: object): Promise<string> {
+    const { status, body } = await connectJson("SubmitJob", { spec });
+    assert.equal(status, 200, JSON.stringify(body));
+    const job = await waitForEnd(body.job.id);
+    assert.equal(job.status, "JOB_STATUS_SUCCEEDED", JSON.stringify(job.error));
+    const res = await fetch(`${gateway}/v1/jobs/${job.id}/output`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    const file = path.join(work, `${job.id}.out`);
+    fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+    return file;
+  }
+
+  test("image_to_video: the earlier API's one image + frame rate + duration, as WebM/VP9", async () => {
+    const file = await runToOutput({
+      imageToVideo: { images: [{ imageUrl: `${files.url}/photo.png` }], fps: 24, durationSeconds: 3 },
+      output: { container: "OUTPUT_CONTAINER_WEBM", width: 640, height: 360 },
+    });
+    const probe = await ffprobe(file);
+    const video = probe.streams.find((st) => st.codec_type === "video")!;
+    assert.equal(video.codec_name, "vp9");
+    assert.equal(video.width, 640);
+    assert.ok(!probe.streams.some((st) => st.codec_type === "audio"), "no audio track");
+    // A WebM streamed while encoding carries no duration in its header: count the frames instead.
+    const { stdout } = await promisify(execFile)("ffprobe", ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", file]);
+    assert.equal(Number(stdout.trim()), 72, "3 s at 24 fps");
+  });
+
+  test("add_audio: the new track replaces the video's, cut to the shorter", async () => {
+    const file = await runToOutput({ addAudio: { videoUrl: `${files.url}/input.mp4`, audioUrl: `${files.url}/voice.mp3` } });
+    const probe = await ffprobe(file);
+    assert.ok(probe.streams.some((st) => st.codec_type === "audio"));
+    assert.ok(Math.abs(Number(probe.format.duration) - 2) <= 0.15, `duration ${probe.format.duration}`);
+  });
+});
+
+describe("scene prompts through ComfyUI", () => {
+  test("scene_video: timed scene prompts become one video of the requested duration; the prompts reached ComfyUI", async () => {
+    const before = comfy.submitted.length;
+    const { status, body } = await connectJson("SubmitJob", {
+      spec: {
+        sceneVideo: {
+          durationSeconds: 3,
+          visualStyle: "watercolour",
+          seed: "7",
+          scenes: [
+            { positivePrompt: "a lighthouse at dusk", startSeconds: 0, endSeconds: 1.5 },
+            { positivePrompt: "boats in a harbour", negativePrompt: "people", startSeconds: 1.5, endSeconds: 3 },
+          ],
+        },
+        output: { width: 320, height: 240 },
+      },
+    });
+    assert.equal(status, 200, JSON.stringify(body));
+    const job = await waitForEnd(body.job.id);
+    assert.equal(job.status, "JOB_STATUS_SUCCEEDED", JSON.stringify(job.error));
+    assert.ok(Math.abs(job.output.durationSeconds - 3) <= 0.1);
+    const prompts = comfy.submitted.slice(before).map((p) => JSON.stringify(p.prompt));
+    assert.equal(prompts.length, 2, "one ComfyUI prompt per scene");
+    assert.ok(prompts[0]!.includes("a lighthouse at dusk") && prompts[0]!.includes("watercolour"));
+    assert.ok(prompts[1]!.includes("boats in a harbour"));
   });
 });
 

@@ -18,7 +18,7 @@ import {
   type Nats,
   type ServiceProcess,
 } from "@framefleet/common/testing";
-import { FakeVast } from "../services/scheduler/src/providers/fake-vast.ts";
+import { FakeVast } from "@framefleet/scheduler";
 
 const API_KEY = "ff_e2e_vast_key_0123456789";
 let nats: Nats;

@@ -17,7 +17,19 @@ test("defaults", () => {
     workDir: os.tmpdir(),
     maxInputBytes: 2 * 1024 ** 3,
     downloadTimeoutMs: 600_000,
+    comfyuiUrl: "http://127.0.0.1:8188",
+    comfyuiTimeoutMs: 1_800_000,
   });
+});
+
+test("ComfyUI: FRAMEFLEET_COMFYUI_URL (http or https, no trailing slash kept) and FRAMEFLEET_COMFYUI_TIMEOUT_MS", () => {
+  const c = loadConfig({ FRAMEFLEET_RENDER_TOKEN: "t", FRAMEFLEET_COMFYUI_URL: "https://gpu-box.internal:8443/comfy/", FRAMEFLEET_COMFYUI_TIMEOUT_MS: "60000" });
+  assert.equal(c.comfyuiUrl, "https://gpu-box.internal:8443/comfy");
+  assert.equal(c.comfyuiTimeoutMs, 60_000);
+  for (const bad of ["localhost:8188", "ftp://127.0.0.1:8188", "http://user:pw@127.0.0.1:8188", "http://127.0.0.1:8188/?x=1"]) {
+    assert.throws(() => loadConfig({ FRAMEFLEET_RENDER_TOKEN: "t", FRAMEFLEET_COMFYUI_URL: bad }), /FRAMEFLEET_COMFYUI_URL/, bad);
+  }
+  assert.throws(() => loadConfig({ FRAMEFLEET_RENDER_TOKEN: "t", FRAMEFLEET_COMFYUI_TIMEOUT_MS: "0" }), /FRAMEFLEET_COMFYUI_TIMEOUT_MS/);
 });
 
 test("every variable is read", () => {

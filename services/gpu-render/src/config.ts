@@ -18,6 +18,10 @@ export interface RenderConfig {
   downloadTimeoutMs: number;
   /** Exit when stdin ends (set by the local provider, so a worker dies with its scheduler). */
   exitWithParent: boolean;
+  /** Base URL of the ComfyUI beside this gpu-render (no trailing slash). */
+  comfyuiUrl: string;
+  /** Longest one ComfyUI prompt may take, from submission to its end (queue wait included). */
+  comfyuiTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -34,6 +38,11 @@ export function loadConfig(env: Env = process.env): RenderConfig {
   if (downloadTimeoutMs < 1) {
     throw new ConfigError(`FRAMEFLEET_DOWNLOAD_TIMEOUT_MS must be positive, got ${downloadTimeoutMs}.`);
   }
+  const comfyuiUrl = parseComfyuiUrl(envString("FRAMEFLEET_COMFYUI_URL", DEFAULT_COMFYUI_URL, env));
+  const comfyuiTimeoutMs = envInt("FRAMEFLEET_COMFYUI_TIMEOUT_MS", 30 * 60_000, env);
+  if (comfyuiTimeoutMs < 1) {
+    throw new ConfigError(`FRAMEFLEET_COMFYUI_TIMEOUT_MS must be positive, got ${comfyuiTimeoutMs}.`);
+  }
   return {
     host,
     port,
@@ -45,5 +54,26 @@ export function loadConfig(env: Env = process.env): RenderConfig {
     workDir: envString("FRAMEFLEET_WORK_DIR", os.tmpdir(), env),
     maxInputBytes,
     downloadTimeoutMs,
+    comfyuiUrl,
+    comfyuiTimeoutMs,
   };
+}
+
+export const DEFAULT_COMFYUI_URL = "http://127.0.0.1:8188";
+
+/** An http(s) base URL without credentials, query or fragment; returned without a trailing slash. */
+export function parseComfyuiUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(`FRAMEFLEET_COMFYUI_URL must be a URL such as ${DEFAULT_COMFYUI_URL}, got "${raw}".`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new ConfigError(`FRAMEFLEET_COMFYUI_URL must be an http or https URL, got "${raw}".`);
+  }
+  if (u.username || u.password || u.search || u.hash) {
+    throw new ConfigError("FRAMEFLEET_COMFYUI_URL must not carry credentials, a query or a fragment.");
+  }
+  return u.toString().replace(/\/+$/, "");
 }

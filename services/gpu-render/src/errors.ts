@@ -15,7 +15,9 @@ export type RenderErrorCode =
   | "unauthenticated"
   | "unsupported_task"
   | "shutting_down"
-  | "canceled";
+  | "canceled"
+  /** The box's ComfyUI cannot be reached or cannot run the job; the job may succeed on another box. */
+  | "comfyui_unavailable";
 
 const grpcCodes: Record<RenderErrorCode, grpc.status> = {
   invalid_input: grpc.status.INVALID_ARGUMENT,
@@ -29,6 +31,7 @@ const grpcCodes: Record<RenderErrorCode, grpc.status> = {
   unsupported_task: grpc.status.UNIMPLEMENTED,
   shutting_down: grpc.status.UNAVAILABLE,
   canceled: grpc.status.CANCELLED,
+  comfyui_unavailable: grpc.status.UNAVAILABLE,
 };
 
 export class RenderError extends Error {

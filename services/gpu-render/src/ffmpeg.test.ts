@@ -15,6 +15,8 @@ before(async () => {
   await makeTestVideo(path.join(dir, "video.mp4"), { seconds: 1, width: 160, height: 120 });
   fs.writeFileSync(path.join(dir, "text"), "this is not a video\n");
   execFileSync("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac", "-f", "mp4", path.join(dir, "audio")]);
+  execFileSync("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-f", "wav", path.join(dir, "wav")]);
+  execFileSync("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48", "-frames:v", "1", "-f", "image2", "-c:v", "png", path.join(dir, "png")]);
   fs.writeFileSync(path.join(dir, "playlist"), "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nhttp://169.254.169.254/latest/meta-data\n#EXT-X-ENDLIST\n");
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -39,6 +41,29 @@ test("probe: text, audio-only and playlist inputs are invalid_input", async () =
       assert.match(err.message, why);
       return true;
     });
+  }
+});
+
+test("probe kinds: images only through the image demuxers, plain audio files only as audio", async () => {
+  const png = await probeInput("ffmpeg", "png", "image_to_video.images[0].image_url", { cwd: dir, require: "image" });
+  assert.deepEqual([png.hasVideo, png.width, png.height, png.videoCodec], [true, 64, 48, "png"]);
+  const wav = await probeInput("ffmpeg", "wav", "add_audio.audio_url", { cwd: dir, require: "audio" });
+  assert.deepEqual([wav.hasAudio, wav.audioCodecs], [true, ["pcm_s16le"]]);
+  assert.ok(Math.abs(wav.durationSeconds! - 1) < 0.05);
+  for (const [file, field, require, why] of [
+    ["video.mp4", "image_to_video.images[0].image_url", "image", /: not a readable image \(PNG, JPEG, WebP, GIF or BMP\)/],
+    ["playlist", "image_to_video.images[0].image_url", "image", /: not a readable image/],
+    ["wav", "caption.video_url", "video", /: not a readable video file/],
+    ["text", "add_audio.audio_url", "audio", /^add_audio\.audio_url: not a readable audio or video file/],
+    ["png", "add_audio.audio_url", "audio", /^add_audio\.audio_url: not a readable audio or video file/],
+    ["playlist", "add_audio.audio_url", "audio", /not a readable audio or video file/],
+  ] as const) {
+    await assert.rejects(probeInput("ffmpeg", file, field, { cwd: dir, require }), (err: unknown) => {
+      assert.ok(err instanceof RenderError && err.code === "invalid_input", String(err));
+      assert.ok(err.message.startsWith(`${field}: `), err.message);
+      assert.match(err.message, why);
+      return true;
+    }, `${file} as ${require}`);
   }
 });
 

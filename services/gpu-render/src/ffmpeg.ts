@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
 import { RenderError } from "./errors.ts";
-import { inputArgs } from "./ffmpeg-args.ts";
+import { inputArgs, type InputKind } from "./ffmpeg-args.ts";
 import {
   LineSplitter,
   meaningfulStderrLine,
@@ -81,18 +81,36 @@ export function runCapture(
 const PROBE_NOISE = /At least one output file must be specified/;
 
 /**
+ * What a probe requires of an input: a video stream, an audio stream, any stream, or a still image (a video stream
+ * read with the image demuxers only). The input must later be read with inputArgs(file, probeInputKind(require)).
+ */
+export type ProbeRequirement = "video" | "audio" | "any" | "image";
+
+export function probeInputKind(require: ProbeRequirement): InputKind {
+  return require === "image" ? "image" : require === "audio" ? "audio" : "media";
+}
+
+const readable: Record<ProbeRequirement, string> = {
+  video: "not a readable video file",
+  any: "not a readable media file",
+  audio: "not a readable audio or video file",
+  image: "not a readable image (PNG, JPEG, WebP, GIF or BMP)",
+};
+
+/**
  * Reads the input's description with `ffmpeg -i` (only ffmpeg is needed; ffmpeg-static ships no ffprobe).
- * Throws invalid_input when ffmpeg cannot read it as media or it has no video stream; `field` names the input.
+ * Throws invalid_input when ffmpeg cannot read it as media or it lacks the required stream; `field` names the input.
  */
 export async function probeInput(
   ffmpeg: string,
   file: string,
   field: string,
-  opts: { cwd: string; signal?: AbortSignal; timeoutMs?: number; require?: "video" | "audio" | "any" },
+  opts: { cwd: string; signal?: AbortSignal; timeoutMs?: number; require?: ProbeRequirement },
 ): Promise<ProbeInfo> {
+  const require = opts.require ?? "video";
   let res: CaptureResult;
   try {
-    res = await runCapture(ffmpeg, ["-hide_banner", "-nostdin", "-loglevel", "level+info", ...inputArgs(file)], {
+    res = await runCapture(ffmpeg, ["-hide_banner", "-nostdin", "-loglevel", "level+info", ...inputArgs(file, probeInputKind(require))], {
       cwd: opts.cwd,
       signal: opts.signal,
       timeoutMs: opts.timeoutMs ?? 60_000,
@@ -107,10 +125,10 @@ export async function probeInput(
   const info = parseProbeOutput(lines);
   if (!lines.some((l) => /^Input #0,/.test(parseLogLine(l).text))) {
     const why = meaningfulStderrLine(lines.filter((l) => !PROBE_NOISE.test(l)));
-    throw new RenderError("invalid_input", `${field}: not a readable video file${why ? ` (${why})` : ""}`);
+    throw new RenderError("invalid_input", `${field}: ${readable[require]}${why ? ` (${why})` : ""}`);
   }
-  const require = opts.require ?? "video";
   if (require === "video" && !info.hasVideo) throw new RenderError("invalid_input", `${field}: the file has no video stream`);
+  if (require === "image" && !info.hasVideo) throw new RenderError("invalid_input", `${field}: ${readable.image}`);
   if (require === "audio" && !info.hasAudio) throw new RenderError("invalid_input", `${field}: the file has no audio stream`);
   return info;
 }

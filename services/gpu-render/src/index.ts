@@ -3,3 +3,5 @@ export { detectCapabilities, type Capabilities } from "./capabilities.ts";
 export { loadConfig, type RenderConfig } from "./config.ts";
 export { ERROR_CODE_METADATA_KEY, RenderError, type RenderErrorCode } from "./errors.ts";
 export { createRenderService, startRenderServer, type RenderServer } from "./server.ts";
+export { HttpComfyClient, type ComfyClient } from "./comfy/client.ts";
+export { startFakeComfy, type FakeComfyOptions, type FakeComfyUI } from "./comfy/fake-server.ts";

@@ -29,6 +29,7 @@ try {
       encoders: caps.encoders,
       maxJobs: config.maxJobs,
       allowPrivateUrls: config.allowPrivateUrls,
+      comfyuiUrl: config.comfyuiUrl,
     },
     "capabilities detected",
   );

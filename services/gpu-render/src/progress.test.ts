@@ -74,6 +74,7 @@ const stderr = `[info] Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'input':
 
 test("probe output: duration, first video stream size, audio", () => {
   assert.deepEqual(parseProbeOutput(stderr), {
+    formatName: "mov,mp4,m4a,3gp,3g2,mj2",
     hasVideo: true,
     hasAudio: true,
     audioCodecs: ["aac"],
@@ -103,6 +104,7 @@ test("probe output: cover art is not video, N/A durations, rotated phone video",
     "[info]       displaymatrix: rotation of -90.00 degrees",
   ]);
   assert.deepEqual([rotated.width, rotated.height], [1080, 1920]);
+  assert.equal(parseProbeOutput(["[info] Input #0, matroska,webm, from 'video':"]).formatName, "matroska,webm");
   assert.equal(parseProbeOutput(["[error] input: Invalid data found when processing input"]).hasVideo, false);
 });
 

@@ -167,6 +167,8 @@ export function parseVideoStreamLine(text: string): VideoStreamLine | undefined 
 }
 
 export interface ProbeInfo {
+  /** The demuxer that read it, as ffmpeg names it ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "png_pipe"...). */
+  formatName?: string;
   durationSeconds?: number;
   /** Size of the first (non cover-art) video stream as displayed, i.e. after rotation metadata. */
   width?: number;
@@ -187,6 +189,8 @@ export function parseProbeOutput(stderrLines: readonly string[]): ProbeInfo {
     const { text } = parseLogLine(raw);
     if (/^Input #0,/.test(text)) {
       inInput = true;
+      const format = /^Input #0, (.+), from '/.exec(text);
+      if (format) info.formatName = format[1];
       continue;
     }
     if (/^(?:Input #[1-9]|Output #|Stream mapping)/.test(text)) inInput = false;

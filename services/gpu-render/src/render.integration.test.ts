@@ -55,7 +55,8 @@ before(async () => {
   fs.mkdirSync(media);
   await makeTestVideo(path.join(media, "in.mp4"), { seconds: SECONDS, width: W, height: H });
   // Camera-style QuickTime with PCM audio, which MP4 cannot hold as it is.
-  await run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", `testsrc=size=${W}x${H}:rate=25:duration=1`, "-f", "lavfi", "-i", "sine=d=1",
+  // Long enough for several fragments: the first is written with the moov once a second of media is encoded.
+  await run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", `testsrc=size=${W}x${H}:rate=25:duration=${SECONDS}`, "-f", "lavfi", "-i", `sine=d=${SECONDS}`,
     "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", "-shortest", path.join(media, "camera.mov")]);
   fs.writeFileSync(path.join(media, "not-a-video.mp4"), "<html><body>this is a web page, not a video</body></html>\n");
   fs.writeFileSync(path.join(media, "empty.mp4"), "");
@@ -156,7 +157,7 @@ test("GetCapabilities: ffmpeg version, encoders, job slots (no NVENC on this mac
   const hasNvidiaSmi = spawnSync("sh", ["-c", "command -v nvidia-smi"]).status === 0;
   if (!hasNvidiaSmi) {
     assert.equal(caps.nvencAvailable, false);
-    assert.deepEqual(caps.encoders, { h264: "libx264" });
+    assert.deepEqual(caps.encoders, { h264: "libx264", hevc: "libx265", vp9: "libvpx-vp9" });
     assert.equal(caps.gpuName, "");
   } else {
     assert.equal(caps.encoders.h264, caps.nvencAvailable ? "h264_nvenc" : "libx264");

@@ -95,11 +95,11 @@ test("no or wrong token: UNAUTHENTICATED before any work, on both methods", asyn
   assert.deepEqual(dirEntries(main.workDir), []);
 });
 
-test("other tasks answer UNIMPLEMENTED; a bad spec INVALID_ARGUMENT naming the field", async () => {
+test("a bad spec is INVALID_ARGUMENT naming the field (UNIMPLEMENTED tasks: spec.test.ts)", async () => {
   const r = await collectRender(main.client, { jobId: "j", spec: { task: { case: "sceneVideo", value: {} } } }, auth);
-  assert.equal(r.error?.code, grpc.status.UNIMPLEMENTED);
-  assert.equal(r.error?.ffErrorCode, "unsupported_task");
-  assert.match(r.error!.details, /spec\.scene_video/);
+  assert.equal(r.error?.code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(r.error?.ffErrorCode, "invalid_input");
+  assert.match(r.error!.details, /^scene_video\.duration_seconds: /);
   const bad = await collectRender(
     main.client,
     { jobId: "j", spec: { task: { case: "caption", value: { videoUrl: "ftp://example.com/v.mp4", subtitles: { case: "subtitlesText", value: srt } } } } },

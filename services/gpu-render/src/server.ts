@@ -13,7 +13,8 @@ import {
   type RenderResponse,
 } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import type { Capabilities } from "./capabilities.ts";
-import type { RenderConfig } from "./config.ts";
+import { HttpComfyClient, type ComfyClient } from "./comfy/client.ts";
+import { DEFAULT_COMFYUI_URL, type RenderConfig } from "./config.ts";
 import { RenderError, toGrpcStatus, toRenderError } from "./errors.ts";
 import { planRender, type RenderPlan } from "./spec.ts";
 import { createTaskContext } from "./task-context.ts";
@@ -22,7 +23,8 @@ import { createJobWorkspace, type JobWorkspace } from "./workspace.ts";
 export type ServiceConfig = Pick<
   RenderConfig,
   "token" | "allowPrivateUrls" | "maxJobs" | "ffmpegPath" | "workDir" | "maxInputBytes" | "downloadTimeoutMs"
->;
+> &
+  Partial<Pick<RenderConfig, "comfyuiUrl" | "comfyuiTimeoutMs">>;
 
 export interface RenderServiceOptions {
   config: ServiceConfig;
@@ -33,6 +35,8 @@ export interface RenderServiceOptions {
   progressIntervalMs?: number;
   /** Output is sent in messages of at most this size (default 1 MiB). */
   maxChunkBytes?: number;
+  /** The ComfyUI client (default: an HTTP client for config.comfyuiUrl). */
+  comfy?: ComfyClient;
 }
 
 const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest();
@@ -67,6 +71,8 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
   const tokenDigest = sha256(config.token);
   const progressIntervalMs = o.progressIntervalMs ?? 250;
   const jobs = new Set<Job>();
+  const comfy = o.comfy ?? new HttpComfyClient({ baseUrl: config.comfyuiUrl ?? DEFAULT_COMFYUI_URL, log: log.child({ component: "comfyui" }) });
+  const comfyReachable = cachedProbe(() => comfy.ping(COMFYUI_PING_TIMEOUT_MS), COMFYUI_PING_CACHE_MS);
   // Unhandled rejections would crash the process; capabilities errors are reported per call instead.
   o.capabilities.catch(() => {});
 
@@ -149,6 +155,8 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
       capabilities: await o.capabilities,
       ffmpegPath: config.ffmpegPath,
       limits: { maxBytes: config.maxInputBytes, timeoutMs: config.downloadTimeoutMs, allowPrivate: config.allowPrivateUrls },
+      comfy,
+      comfyuiTimeoutMs: config.comfyuiTimeoutMs ?? 30 * 60_000,
       send,
       sendNow: (msg) => {
         if (!signal.aborted) call.write(msg);
@@ -175,8 +183,8 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
   ): void {
     const authError = checkBearer(call.metadata, tokenDigest);
     if (authError) return callback(toGrpcStatus(authError));
-    o.capabilities.then(
-      (c) =>
+    Promise.all([o.capabilities, comfyReachable()]).then(
+      ([c, comfyuiReachable]) =>
         callback(
           null,
           create(GetCapabilitiesResponseSchema, {
@@ -186,7 +194,7 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
             nvencAvailable: c.nvencAvailable,
             encoders: { ...c.encoders },
             ffmpegVersion: c.ffmpegVersion,
-            comfyuiReachable: false,
+            comfyuiReachable,
             maxConcurrentJobs: config.maxJobs,
             activeJobs: jobs.size,
           }),
@@ -212,6 +220,20 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
       for (const j of pending) j.abort.abort(reason);
       await Promise.race([Promise.all(pending.map((j) => j.done)), sleep(waitMs)]);
     },
+  };
+}
+
+/** GetCapabilities asks ComfyUI at call time (GET /system_stats), at most once per this many ms. */
+const COMFYUI_PING_CACHE_MS = 2000;
+const COMFYUI_PING_TIMEOUT_MS = 1500;
+
+/** A boolean check run at most once per maxAgeMs; callers during a check share it. */
+function cachedProbe(check: () => Promise<boolean>, maxAgeMs: number): () => Promise<boolean> {
+  let last: { at: number; value: Promise<boolean> } | undefined;
+  return () => {
+    const now = performance.now();
+    if (!last || now - last.at > maxAgeMs) last = { at: now, value: check().catch(() => false) };
+    return last.value;
   };
 }
 

@@ -23,15 +23,19 @@ const taskFields: Record<TaskCase, string> = {
   sceneVideo: "scene_video",
 };
 
-export function planRender(req: RenderRequest): RenderPlan {
+/** The tasks a gpu-render runs, by their JobSpec case (see tasks/index.ts). */
+export type TaskRegistry = Partial<Record<TaskCase, RenderTask<TaskCase, unknown>>>;
+
+/** `registry` is the tasks this gpu-render runs; a spec with another task is unsupported_task. */
+export function planRender(req: RenderRequest, registry: TaskRegistry = tasks): RenderPlan {
   if (req.jobId.length > 200) throw invalidInput("job_id", "is longer than 200 characters");
   const spec = req.spec;
   if (!spec) throw invalidInput("spec", "is required");
   const kind = spec.task.case;
   if (kind === undefined) throw invalidInput("spec.task", "exactly one task must be set");
-  const runner = tasks[kind];
+  const runner = registry[kind];
   if (!runner) {
-    const available = Object.keys(tasks).map((k) => taskFields[k as TaskCase]).join(", ");
+    const available = Object.keys(registry).map((k) => taskFields[k as TaskCase]).join(", ");
     throw new RenderError("unsupported_task", `spec.${taskFields[kind]}: this gpu-render does not run this task (it runs: ${available})`);
   }
   const output = validateOutput(spec.output);

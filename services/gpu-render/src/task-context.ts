@@ -4,6 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { fetchToFile, redactUrl, type FetchLimits, type Logger } from "@framefleet/common";
 import { RenderResponseSchema, type RenderResponse } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import type { Capabilities } from "./capabilities.ts";
+import { bindComfy, type ComfyClient } from "./comfy/client.ts";
 import { invalidInput } from "./errors.ts";
 import { probeInput, runFfmpegStreaming } from "./ffmpeg.ts";
 import { progressPercent, type ProgressUpdate } from "./progress.ts";
@@ -17,6 +18,9 @@ export interface TaskContextOptions {
   capabilities: Capabilities;
   ffmpegPath: string;
   limits: Omit<FetchLimits, "signal">;
+  comfy: ComfyClient;
+  /** Longest one ComfyUI prompt may take. */
+  comfyuiTimeoutMs: number;
   /** Sends a message, waiting for the stream's 'drain' when it is full. */
   send(msg: RenderResponse): Promise<void>;
   /** Writes a small message without waiting (progress is rate-limited instead). */
@@ -44,6 +48,13 @@ export function createTaskContext(o: TaskContextOptions): { ctx: TaskContext; ou
     log: o.log,
     capabilities: o.capabilities,
     ffmpegPath: o.ffmpegPath,
+    comfy: bindComfy(o.comfy, {
+      path: (name) => o.ws.file(name),
+      signal: o.signal,
+      maxBytes: o.limits.maxBytes,
+      downloadTimeoutMs: o.limits.timeoutMs,
+      runTimeoutMs: o.comfyuiTimeoutMs,
+    }),
     async download(url, field, name, opts = {}) {
       o.log.info({ field, url: redactUrl(url) }, "downloading input");
       const maxBytes = Math.min(opts.maxBytes ?? Infinity, o.limits.maxBytes);

@@ -4,7 +4,8 @@
 import type { Logger } from "@framefleet/common";
 import type { JobSpec } from "@framefleet/gen/framefleet/v1/job_pb";
 import type { Capabilities } from "./capabilities.ts";
-import type { StreamRunResult } from "./ffmpeg.ts";
+import type { JobComfy } from "./comfy/client.ts";
+import type { ProbeRequirement, StreamRunResult } from "./ffmpeg.ts";
 import type { OutputPlan } from "./output-options.ts";
 import type { ProbeInfo } from "./progress.ts";
 import type { JobWorkspace } from "./workspace.ts";
@@ -33,10 +34,16 @@ export interface TaskContext {
   readonly capabilities: Capabilities;
   /** Path of the ffmpeg binary. */
   readonly ffmpegPath: string;
+  /** The ComfyUI beside this gpu-render, bound to this job (its cancellation, directory and limits). */
+  readonly comfy: JobComfy;
   /** Downloads an untrusted URL (SSRF-guarded, size- and time-limited) to `name` in the job directory. */
   download(url: string, field: string, name: string, opts?: DownloadOptions): Promise<{ file: string; bytes: number }>;
-  /** Reads a downloaded file's media description; invalid_input (naming `field`) when it is not usable media. */
-  probe(file: string, field: string, require?: "video" | "audio" | "any"): Promise<ProbeInfo>;
+  /**
+   * Reads a downloaded file's media description; invalid_input (naming `field`) when it is not usable media.
+   * `require` (default "video") also picks the demuxers allowed: read the file later with
+   * inputArgs(file, probeInputKind(require)).
+   */
+  probe(file: string, field: string, require?: ProbeRequirement): Promise<ProbeInfo>;
   /** Reports progress of a stage before the final encode (0-100 of the whole job). */
   progress(stage: string, percent: number): void;
   /**

@@ -6,6 +6,7 @@ import {
   ensureJobIndexes,
   envBool,
   envInt,
+  envOptional,
   envString,
   EventPublisher,
   exitOnStartupError,
@@ -36,10 +37,13 @@ async function main() {
   // The vast provider asks the scheduler to order offers; the scheduler exists only after the provider.
   let scheduler: Scheduler | undefined;
   // Passed to every gpu-render this scheduler starts.
-  const renderEnv = {
+  const renderEnv: Record<string, string> = {
     FRAMEFLEET_ALLOW_PRIVATE_URLS: String(envBool("FRAMEFLEET_ALLOW_PRIVATE_URLS", false)),
     LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
   };
+  // Where local workers find ComfyUI (on a rented box it runs beside gpu-render, at gpu-render's default).
+  const comfyUrl = envOptional("FRAMEFLEET_COMFYUI_URL");
+  if (comfyUrl) renderEnv.FRAMEFLEET_COMFYUI_URL = comfyUrl;
   if (providerName === "vast") {
     provider = new VastProvider({
       ...vastOptionsFromEnv((name) => process.env[name]),

@@ -155,22 +155,32 @@ test("libx264 arguments", () => {
   assert.equal(at("-crf"), "23");
   assert.equal(at("-pix_fmt"), "yuv420p");
   assert.equal(at("-c:a"), "copy");
-  assert.equal(at("-movflags"), "frag_keyframe+empty_moov+default_base_moof");
+  assert.equal(at("-movflags"), "frag_keyframe+empty_moov+delay_moov+default_base_moof");
   assert.equal(args[args.lastIndexOf("-f") + 1], "mp4");
   assert.equal(args.at(-1), "pipe:1");
   const q = buildCaptionArgs({ ...base, encoding: chooseEncoding({ ...base.output, quality: 30 }, { h264: "libx264" }) });
   assert.equal(q[q.indexOf("-crf") + 1], "30");
 });
 
-test("audio is copied when MP4 can hold it, else re-encoded to AAC", () => {
+test("audio is copied when the container can hold it, else re-encoded (AAC in MP4, Opus in WebM)", () => {
   assert.equal(audioMode([]), "copy");
   assert.equal(audioMode(["aac"]), "copy");
   assert.equal(audioMode(["aac", "opus", "mp3"]), "copy");
-  assert.equal(audioMode(["pcm_s16le"]), "aac");
-  assert.equal(audioMode(["aac", "ac3"]), "aac");
-  const args = buildCaptionArgs({ ...base, audio: "aac" });
+  assert.equal(audioMode(["pcm_s16le"]), "encode");
+  assert.equal(audioMode(["aac", "ac3"]), "encode");
+  assert.equal(audioMode(["opus"], "webm"), "copy");
+  assert.equal(audioMode(["vorbis", "opus"], "webm"), "copy");
+  assert.equal(audioMode(["aac"], "webm"), "encode");
+  assert.equal(audioMode(["mp3"], "webm"), "encode");
+  const args = buildCaptionArgs({ ...base, audio: "encode" });
   assert.equal(args[args.indexOf("-c:a") + 1], "aac");
   assert.equal(args[args.indexOf("-b:a") + 1], "192k");
+  const webm = chooseEncoding({ ...base.output, container: "webm" }, { h264: "libx264", vp9: "libvpx-vp9" });
+  const w = buildCaptionArgs({ ...base, encoding: webm, audio: "encode" });
+  assert.equal(w[w.indexOf("-c:a") + 1], "libopus");
+  assert.equal(w[w.indexOf("-c:v") + 1], "libvpx-vp9");
+  assert.equal(w[w.lastIndexOf("-f") + 1], "webm");
+  assert.equal(w.at(-1), "pipe:1");
 });
 
 test("NVENC arguments", () => {

@@ -1,16 +1,16 @@
 // The caption task: burn SRT/WebVTT subtitles into a video. Validation and ffmpeg arguments are pure; run() works
 // only through the TaskContext.
 import * as fs from "node:fs/promises";
-import { parseHttpUrl } from "@framefleet/common";
 import { SubtitlePosition, type CaptionTask, type SubtitleStyle } from "@framefleet/gen/framefleet/v1/job_pb";
 import { buildForceStyle, cssColorToAss, FONT_NAME, type AssAlignment, type CaptionStyle } from "../ass-style.ts";
-import { invalidInput, toRenderError } from "../errors.ts";
-import { chooseEncoding, type Encoding } from "../encoding.ts";
+import { invalidInput } from "../errors.ts";
+import { canCopyAudio, chooseEncoding, type Encoding } from "../encoding.ts";
 import { globalArgs, inputArgs } from "../ffmpeg-args.ts";
 import { filter, filterChain } from "../filter-escape.ts";
-import type { OutputPlan } from "../output-options.ts";
+import type { Container, OutputPlan } from "../output-options.ts";
 import { checkSubtitles, decodeUtf8, MAX_SUBTITLE_BYTES, subtitleFileName, type SubtitleFormat } from "../subtitles.ts";
 import type { RenderTask } from "../task.ts";
+import { httpUrl, shown } from "../validation.ts";
 
 const WHITE = "&H00FFFFFF";
 const BLACK = "&H00000000";
@@ -23,20 +23,6 @@ export interface CaptionPlan {
   videoUrl: string;
   subtitles: SubtitleSource;
   style: CaptionStyle;
-}
-
-/** A short, printable rendering of an untrusted value for error messages. */
-function shown(v: string): string {
-  return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
-}
-
-function url(raw: string, field: string): string {
-  if (raw.trim() === "") throw invalidInput(field, "is required");
-  try {
-    return parseHttpUrl(raw, field).toString();
-  } catch (err) {
-    throw toRenderError(err);
-  }
 }
 
 /** 0 means "not set" (undefined: the size follows the picture); anything else must be in range. */
@@ -88,11 +74,11 @@ export function validateStyle(s: SubtitleStyle | undefined): CaptionStyle {
 }
 
 export function validateCaption(task: CaptionTask): CaptionPlan {
-  const videoUrl = url(task.videoUrl, "caption.video_url");
+  const videoUrl = httpUrl(task.videoUrl, "caption.video_url");
   let subtitles: SubtitleSource;
   switch (task.subtitles.case) {
     case "subtitlesUrl":
-      subtitles = { kind: "url", url: url(task.subtitles.value, "caption.subtitles_url") };
+      subtitles = { kind: "url", url: httpUrl(task.subtitles.value, "caption.subtitles_url") };
       break;
     case "subtitlesText": {
       const check = checkSubtitles(task.subtitles.value);
@@ -106,12 +92,9 @@ export function validateCaption(task: CaptionTask): CaptionPlan {
   return { videoUrl, subtitles, style: validateStyle(task.style) };
 }
 
-/** Audio codecs that go into MP4 as they are; anything else (PCM, AC-3, FLAC, Vorbis...) is re-encoded to AAC. */
-const MP4_AUDIO_COPY = new Set(["aac", "mp3", "opus", "alac"]);
-
-/** "copy" when every audio stream can be copied into MP4 (also when there is none), else "aac". */
-export function audioMode(audioCodecs: readonly string[]): "copy" | "aac" {
-  return audioCodecs.every((c) => MP4_AUDIO_COPY.has(c)) ? "copy" : "aac";
+/** "copy" when every audio stream can be copied into the container (also when there is none), else "encode". */
+export function audioMode(audioCodecs: readonly string[], container: Container = "mp4"): "copy" | "encode" {
+  return audioCodecs.every((c) => canCopyAudio(container, c)) ? "copy" : "encode";
 }
 
 export interface CaptionArgsInput {
@@ -123,8 +106,8 @@ export interface CaptionArgsInput {
   encoding: Encoding;
   /** The input video's displayed size, when known (makes style sizes pixels of the input). */
   inputSize?: { width: number; height: number };
-  /** Audio is copied unless its codec cannot go into MP4 (see audioMode); default "copy". */
-  audio?: "copy" | "aac";
+  /** Audio is copied unless its codec cannot go into the container (see audioMode); default "copy". */
+  audio?: "copy" | "encode";
 }
 
 /** The -vf filter chain: subtitles first (at the input's size), then scaling and frame rate. */
@@ -154,7 +137,7 @@ export function buildCaptionArgs(a: CaptionArgsInput): string[] {
     "-map", "0:a?",
     "-vf", buildCaptionFilter(a),
     ...a.encoding.videoArgs,
-    ...(a.audio === "aac" ? a.encoding.audioArgs : ["-c:a", "copy"]),
+    ...(a.audio === "encode" ? a.encoding.audioArgs : ["-c:a", "copy"]),
     ...a.encoding.muxArgs,
   ];
 }
@@ -185,16 +168,15 @@ export const captionTask: RenderTask<"caption", CaptionPlan> = {
     const probe = await ctx.probe(input, "caption.video_url");
     const inputSize = probe.width && probe.height ? { width: probe.width, height: probe.height } : undefined;
     const encoding = chooseEncoding(output, ctx.capabilities.encoders);
-    const audio = audioMode(probe.audioCodecs);
+    const audio = audioMode(probe.audioCodecs, encoding.container);
     ctx.log.info({ encoder: encoding.encoder, audio, duration: probe.durationSeconds, width: probe.width, height: probe.height }, "encoding");
     const run = await ctx.encode(
       buildCaptionArgs({ inputFile: input, subtitleFile, style: plan.style, output, encoding, inputSize, audio }),
       { expectedDurationSeconds: probe.durationSeconds, percentFrom: 5 },
     );
-    const inputDuration = probe.durationSeconds ?? run.inputDurationSeconds;
-    const outTime = run.outTimeSeconds;
-    const duration =
-      outTime !== undefined && inputDuration !== undefined ? Math.min(outTime, inputDuration) : (outTime ?? inputDuration ?? 0);
+    // Burning captions keeps the input's timeline; ffmpeg's last out_time lags the real end by up to a frame
+    // interval (or a fragment), so it is only the fallback.
+    const duration = probe.durationSeconds ?? run.inputDurationSeconds ?? run.outTimeSeconds ?? 0;
     const size = run.outputSize ?? inputSize;
     return {
       durationSeconds: Math.round(duration * 1000) / 1000,
