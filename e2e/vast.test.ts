@@ -83,6 +83,8 @@ before(async () => {
     FRAMEFLEET_JOB_LEASE_MS: "3000",
     FRAMEFLEET_RECONCILE_MS: "1500",
     FRAMEFLEET_REPLICA_TIMEOUT_MS: "3000",
+    // Each lease gets its own certificate; the scheduler accepts only that one from the instance.
+    FRAMEFLEET_RENDER_TLS: "true",
   };
   const gp = await freePort();
   gateway = `http://127.0.0.1:${gp}`;
@@ -109,6 +111,7 @@ test("a burst of jobs scales the fleet up on Vast, instances are shared, every j
   }
   const instances = await db.collection("instances").find({ provider: "vast" }).toArray();
   assert.ok(instances.length >= 1 && instances.length <= 4, `${instances.length} instances (2 replicas x max 2)`);
+  assert.ok(instances.every((i) => i.tlsFingerprint256 && !JSON.stringify(i).includes("PRIVATE KEY")), "TLS pinned; keys not stored");
   const perInstance = new Map<string, number>();
   for (const d of docs) perInstance.set(d.instanceId, (perInstance.get(d.instanceId) ?? 0) + 1);
   assert.ok([...perInstance.values()].some((n) => n > 1), "some instance ran more than one job");

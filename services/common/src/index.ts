@@ -9,4 +9,5 @@ export * from "./logger.ts";
 export * from "./mongo.ts";
 export * from "./safe-fetch.ts";
 export * from "./server.ts";
+export * from "./tls.ts";
 export * from "./lifecycle.ts";

@@ -1,6 +1,7 @@
 // gpu-render's configuration, from environment variables.
 import * as os from "node:os";
-import { ConfigError, envBool, envInt, envString, parseHostPort } from "@framefleet/common";
+import * as net from "node:net";
+import { ConfigError, envBool, envInt, envOptional, envString, joinEnv, parseHostPort, pemFromEnv } from "@framefleet/common";
 import { resolveFfmpegPath } from "./ffmpeg.ts";
 
 export interface RenderConfig {
@@ -22,6 +23,10 @@ export interface RenderConfig {
   comfyuiUrl: string;
   /** Longest one ComfyUI prompt may take, from submission to its end (queue wait included). */
   comfyuiTimeoutMs: number;
+  /** Serve TLS with this certificate and key (PEM); unset serves cleartext h2c. */
+  tls?: { certPem: string; keyPem: string };
+  /** Only these caller addresses (IPs or CIDRs) may call; unset allows any (the token still applies). */
+  allowedCallers?: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -56,7 +61,36 @@ export function loadConfig(env: Env = process.env): RenderConfig {
     downloadTimeoutMs,
     comfyuiUrl,
     comfyuiTimeoutMs,
+    ...tlsConfig(env),
+    ...allowedCallersConfig(env),
   };
+}
+
+function tlsConfig(env: Env): Pick<RenderConfig, "tls"> {
+  // Each may come whole or split into NAME_1, NAME_2, ... (providers limit the length of env entries).
+  const cert = joinEnv(env, "FRAMEFLEET_RENDER_TLS_CERT");
+  const key = joinEnv(env, "FRAMEFLEET_RENDER_TLS_KEY");
+  if (!cert && !key) return {};
+  if (!cert || !key) throw new ConfigError("FRAMEFLEET_RENDER_TLS_CERT and FRAMEFLEET_RENDER_TLS_KEY go together: set both or neither.");
+  const tls = { certPem: pemFromEnv(cert), keyPem: pemFromEnv(key) };
+  if (!tls.certPem.includes("CERTIFICATE")) throw new ConfigError("FRAMEFLEET_RENDER_TLS_CERT is not a PEM certificate (or its base64).");
+  if (!tls.keyPem.includes("PRIVATE KEY")) throw new ConfigError("FRAMEFLEET_RENDER_TLS_KEY is not a PEM private key (or its base64).");
+  return { tls };
+}
+
+function allowedCallersConfig(env: Env): Pick<RenderConfig, "allowedCallers"> {
+  const raw = envOptional("FRAMEFLEET_RENDER_ALLOWED_CALLERS", env);
+  if (!raw) return {};
+  const list = raw.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const entry of list) {
+    const [ip, bits] = entry.split("/");
+    const family = net.isIP(ip ?? "");
+    const max = family === 4 ? 32 : 128;
+    if (!family || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max))) {
+      throw new ConfigError(`FRAMEFLEET_RENDER_ALLOWED_CALLERS: "${entry}" is not an IP address or CIDR block.`);
+    }
+  }
+  return { allowedCallers: list };
 }
 
 export const DEFAULT_COMFYUI_URL = "http://127.0.0.1:8188";

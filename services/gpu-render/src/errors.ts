@@ -13,6 +13,7 @@ export type RenderErrorCode =
   | "render_failed"
   | "busy"
   | "unauthenticated"
+  | "forbidden_caller"
   | "unsupported_task"
   | "shutting_down"
   | "canceled"
@@ -28,6 +29,7 @@ const grpcCodes: Record<RenderErrorCode, grpc.status> = {
   render_failed: grpc.status.INTERNAL,
   busy: grpc.status.RESOURCE_EXHAUSTED,
   unauthenticated: grpc.status.UNAUTHENTICATED,
+  forbidden_caller: grpc.status.PERMISSION_DENIED,
   unsupported_task: grpc.status.UNIMPLEMENTED,
   shutting_down: grpc.status.UNAVAILABLE,
   canceled: grpc.status.CANCELLED,

@@ -10,6 +10,7 @@ try {
   const config = loadConfig();
   // The token lives on in config only: child processes (ffmpeg, nvidia-smi) must not inherit it.
   delete process.env.FRAMEFLEET_RENDER_TOKEN;
+  for (const name of Object.keys(process.env)) if (name.startsWith("FRAMEFLEET_RENDER_TLS_KEY")) delete process.env[name];
   // Detection runs while the server binds; calls wait for it, and "ready" is logged only once both are done.
   const capabilities = detectCapabilities(config.ffmpegPath);
   const server = await startRenderServer({ ...config, config, capabilities, log });

@@ -1,6 +1,7 @@
 // The RenderService over @grpc/grpc-js (cleartext h2c): bearer-token auth, the job slots, and the Render stream.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { once } from "node:events";
+import * as net from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { grpc, grpcServiceDefinition, type Logger } from "@framefleet/common";
 import {
@@ -24,7 +25,7 @@ export type ServiceConfig = Pick<
   RenderConfig,
   "token" | "allowPrivateUrls" | "maxJobs" | "ffmpegPath" | "workDir" | "maxInputBytes" | "downloadTimeoutMs"
 > &
-  Partial<Pick<RenderConfig, "comfyuiUrl" | "comfyuiTimeoutMs">>;
+  Partial<Pick<RenderConfig, "comfyuiUrl" | "comfyuiTimeoutMs" | "allowedCallers" | "tls">>;
 
 export interface RenderServiceOptions {
   config: ServiceConfig;
@@ -40,6 +41,25 @@ export interface RenderServiceOptions {
 }
 
 const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest();
+
+/** A check of the caller's address against an allowlist of IPs and CIDR blocks (undefined: everyone may call). */
+export function callerAllowlist(entries: readonly string[] | undefined): ((peer: string) => boolean) | undefined {
+  if (!entries) return undefined;
+  const list = new net.BlockList();
+  for (const e of entries) {
+    const [ip, bits] = e.split("/");
+    const family = net.isIP(ip!) === 6 ? "ipv6" : "ipv4";
+    if (bits === undefined) list.addAddress(ip!, family);
+    else list.addSubnet(ip!, Number(bits), family);
+  }
+  return (peer) => {
+    // grpc-js peers look like "ipv4:1.2.3.4:5678", "ipv6:[::1]:5678" or "1.2.3.4:5678".
+    const m = /^(?:ipv[46]:)?\[?([0-9a-fA-F:.]+?)\]?:\d+$/.exec(peer);
+    const ip = m?.[1]?.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
+    if (!ip || !net.isIP(ip)) return false;
+    return list.check(ip, net.isIP(ip) === 6 ? "ipv6" : "ipv4");
+  };
+}
 
 /** Checks `authorization: Bearer <token>` in constant time (both sides hashed first, so lengths never leak). */
 export function checkBearer(metadata: grpc.Metadata, expectedDigest: Buffer): RenderError | undefined {
@@ -69,6 +89,7 @@ export interface RenderServiceHandle {
 export function createRenderService(o: RenderServiceOptions): RenderServiceHandle {
   const { config, log } = o;
   const tokenDigest = sha256(config.token);
+  const allowed = callerAllowlist(config.allowedCallers);
   const progressIntervalMs = o.progressIntervalMs ?? 250;
   const jobs = new Set<Job>();
   const comfy = o.comfy ?? new HttpComfyClient({ baseUrl: config.comfyuiUrl ?? DEFAULT_COMFYUI_URL, log: log.child({ component: "comfyui" }) });
@@ -81,8 +102,17 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
     call.emit("error", toGrpcStatus(err));
   }
 
+  /** Refuses a caller outside the allowlist or without the lease token, before any work. */
+  function authorize(call: { getPeer(): string; metadata: grpc.Metadata }): RenderError | undefined {
+    if (allowed && !allowed(call.getPeer())) {
+      log.warn({ peer: call.getPeer() }, "call from an address outside FRAMEFLEET_RENDER_ALLOWED_CALLERS refused");
+      return new RenderError("forbidden_caller", "this address may not call this gpu-render");
+    }
+    return checkBearer(call.metadata, tokenDigest);
+  }
+
   async function render(call: RenderCall): Promise<void> {
-    const authError = checkBearer(call.metadata, tokenDigest);
+    const authError = authorize(call);
     if (authError) return fail(call, authError);
     let plan: RenderPlan;
     try {
@@ -181,7 +211,7 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
     call: grpc.ServerUnaryCall<GetCapabilitiesRequest, GetCapabilitiesResponse>,
     callback: grpc.sendUnaryData<GetCapabilitiesResponse>,
   ): void {
-    const authError = checkBearer(call.metadata, tokenDigest);
+    const authError = authorize(call);
     if (authError) return callback(toGrpcStatus(authError));
     Promise.all([o.capabilities, comfyReachable()]).then(
       ([c, comfyuiReachable]) =>
@@ -250,6 +280,11 @@ export interface RenderServer {
   close(graceMs?: number): Promise<void>;
 }
 
+function serverCredentials(tls: ServiceConfig["tls"]): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }], false);
+}
+
 export async function startRenderServer(
   o: RenderServiceOptions & { host: string; port: number },
 ): Promise<RenderServer> {
@@ -258,7 +293,7 @@ export async function startRenderServer(
   server.addService(grpcServiceDefinition(RenderService), service.handlers);
   const host = o.host.includes(":") ? `[${o.host}]` : o.host;
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${host}:${o.port}`, serverCredentials(o.config.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );
   let closing: Promise<void> | undefined;
   return {

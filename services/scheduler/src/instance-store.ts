@@ -15,6 +15,9 @@ export interface InstanceDoc {
   pricePerHourMicros: number;
   /** The placement wish it was leased for. */
   wish?: PlacementWish;
+  /** gpu-render's TLS certificate for this lease (its key went only to the instance) and its pinned fingerprint. */
+  tlsCertPem?: string;
+  tlsFingerprint256?: string;
   address?: string;
   /** The lease's gpu-render token. Secret: never logged, never returned by the API. */
   token: string;

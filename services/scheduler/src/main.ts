@@ -44,6 +44,9 @@ async function main() {
   // Where local workers find ComfyUI (on a rented box it runs beside gpu-render, at gpu-render's default).
   const comfyUrl = envOptional("FRAMEFLEET_COMFYUI_URL");
   if (comfyUrl) renderEnv.FRAMEFLEET_COMFYUI_URL = comfyUrl;
+  // Operators may restrict gpu-render to the scheduler's own addresses.
+  const allowedCallers = envOptional("FRAMEFLEET_RENDER_ALLOWED_CALLERS");
+  if (allowedCallers) renderEnv.FRAMEFLEET_RENDER_ALLOWED_CALLERS = allowedCallers;
   if (providerName === "vast") {
     provider = new VastProvider({
       ...vastOptionsFromEnv((name) => process.env[name]),
@@ -73,6 +76,7 @@ async function main() {
     tickMs: envInt("FRAMEFLEET_TICK_MS", 1000),
     reconcileMs: envInt("FRAMEFLEET_RECONCILE_MS", 30_000),
     replicaTimeoutMs: envInt("FRAMEFLEET_REPLICA_TIMEOUT_MS", 30_000),
+    renderTls: envBool("FRAMEFLEET_RENDER_TLS", false),
     policy: {
       maxInstances: envInt("FRAMEFLEET_MAX_INSTANCES", 2),
       minWarm: envInt("FRAMEFLEET_MIN_WARM", 0),

@@ -6,6 +6,9 @@ import type { Db } from "mongodb";
 import {
   createGrpcClient,
   decodeSpec,
+  mintLeaseCertificate,
+  pinnedChannelCredentials,
+  type LeaseCertificate,
   newId,
   publishJobProgress,
   publishJobStatus,
@@ -53,6 +56,8 @@ export interface SchedulerOptions {
   reconcileMs?: number;
   /** A replica whose heartbeat is older than this is dead: its instances may be adopted. */
   replicaTimeoutMs?: number;
+  /** Give each lease its own TLS certificate and accept only that one from the instance. */
+  renderTls?: boolean;
 }
 
 /** Wait after a failed lease before asking the provider again for the same wish. */
@@ -116,6 +121,7 @@ export class Scheduler {
       bootPollMs: 250,
       reconcileMs: 30_000,
       replicaTimeoutMs: 30_000,
+      renderTls: false,
       ...opts,
     };
     this.jobs = new JobStore(opts.db);
@@ -250,7 +256,7 @@ export class Scheduler {
       const live: LiveInstance = { doc: taken, running: new Map() };
       this.#fleet.set(taken._id, live);
       this.#log.warn({ instanceId: taken._id, from: doc.owner }, "adopted an instance of a replica that stopped");
-      if (taken.state === "READY" && taken.address) live.client = createGrpcClient(RenderService, taken.address);
+      if (taken.state === "READY" && taken.address) live.client = renderClient(taken, taken.address);
       else void this.#boot(live);
     }
   }
@@ -368,12 +374,17 @@ export class Scheduler {
       createdAt: this.#now(),
       wish,
     };
+    let tls: LeaseCertificate | undefined;
+    if (this.#o.renderTls) {
+      tls = await mintLeaseCertificate();
+      Object.assign(doc, { tlsCertPem: tls.certPem, tlsFingerprint256: tls.fingerprint256 });
+    }
     await this.instances.insert(doc);
     const live: LiveInstance = { doc, running: new Map() };
     this.#fleet.set(id, live);
     let created;
     try {
-      created = await this.#o.provider.create({ instanceId: id, token, wish });
+      created = await this.#o.provider.create({ instanceId: id, token, wish, ...(tls ? { tls: { certPem: tls.certPem, keyPem: tls.keyPem } } : {}) });
     } catch (err) {
       this.#fleet.delete(id);
       const reason = `create failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -407,7 +418,7 @@ export class Scheduler {
         return;
       }
       if (info?.state === "running" && info.address) {
-        live.client ??= createGrpcClient(RenderService, info.address);
+        live.client ??= renderClient(doc, info.address);
         try {
           const caps = await live.client.getCapabilities(
             {},
@@ -626,4 +637,10 @@ function wishOf(job: JobDoc): PlacementWish | undefined {
   if (!p) return undefined;
   const wish = { gpuNames: [...p.gpuNames], minVramMb: p.minVramMb, maxPricePerHourMicros: Number(p.maxPricePerHourMicros) };
   return wish.gpuNames.length || wish.minVramMb || wish.maxPricePerHourMicros ? wish : undefined;
+}
+
+/** A gRPC client for the instance's gpu-render: TLS pinned to the lease's certificate when it has one. */
+function renderClient(doc: InstanceDoc, address: string): GrpcClient<typeof RenderService> {
+  const creds = doc.tlsCertPem && doc.tlsFingerprint256 ? pinnedChannelCredentials(doc.tlsCertPem, doc.tlsFingerprint256) : undefined;
+  return createGrpcClient(RenderService, address, creds);
 }

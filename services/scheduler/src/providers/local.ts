@@ -4,7 +4,7 @@ import * as path from "node:path";
 import * as readline from "node:readline";
 import { stopChild, type Logger } from "@framefleet/common";
 import type { PlacementWish } from "../placement.ts";
-import type { LeaseRequest, Provider, ProviderInstance } from "./provider.ts";
+import { leaseEnv, type LeaseRequest, type Provider, type ProviderInstance } from "./provider.ts";
 
 const gpuRenderMain = path.resolve(import.meta.dirname, "../../../gpu-render/src/main.ts");
 
@@ -51,7 +51,7 @@ export class LocalProvider implements Provider {
         ...process.env,
         ...this.#opts.renderEnv,
         FRAMEFLEET_RENDER_ADDR: "127.0.0.1:0",
-        FRAMEFLEET_RENDER_TOKEN: req.token,
+        ...leaseEnv(req),
         FRAMEFLEET_RENDER_MAX_JOBS: String(this.jobsPerInstance),
         // The worker exits when our end of its stdin closes: it cannot outlive this scheduler.
         FRAMEFLEET_RENDER_EXIT_WITH_PARENT: "true",

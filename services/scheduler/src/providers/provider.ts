@@ -1,5 +1,6 @@
 // Where GPU instances come from. The scheduler only speaks this interface; `local` and `vast` implement it.
 
+import { splitEnv } from "@framefleet/common";
 import type { PlacementWish } from "../placement.ts";
 
 export interface LeaseRequest {
@@ -9,6 +10,22 @@ export interface LeaseRequest {
   token: string;
   /** What the waiting jobs need of the instance; unset accepts any. */
   wish?: PlacementWish;
+  /** TLS certificate and key for gpu-render (PEM), made for this lease; unset: cleartext. */
+  tls?: { certPem: string; keyPem: string };
+}
+
+/**
+ * The environment that carries a lease's secrets to gpu-render: PEMs as base64 (no newlines), split into entries
+ * short enough for any provider (Vast.ai takes at most 256 characters per entry).
+ */
+export function leaseEnv(req: LeaseRequest): Record<string, string> {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  return {
+    FRAMEFLEET_RENDER_TOKEN: req.token,
+    ...(req.tls
+      ? { ...splitEnv("FRAMEFLEET_RENDER_TLS_CERT", b64(req.tls.certPem)), ...splitEnv("FRAMEFLEET_RENDER_TLS_KEY", b64(req.tls.keyPem)) }
+      : {}),
+  };
 }
 
 export interface ProviderInstance {

@@ -6,7 +6,7 @@
 // cached listing of the account, so many booting instances cost one list call per `stateCacheMs`, not one show each.
 import type { Logger } from "@framefleet/common";
 import type { OfferView, PlacementWish } from "../placement.ts";
-import type { LeaseRequest, Provider, ProviderInstance } from "./provider.ts";
+import { leaseEnv, type LeaseRequest, type Provider, type ProviderInstance } from "./provider.ts";
 import {
   OfferUnavailableError,
   VastApiError,
@@ -288,7 +288,7 @@ export class VastProvider implements Provider {
     const env: Record<string, string> = {
       ...this.#o.renderEnv,
       FRAMEFLEET_RENDER_ADDR: `0.0.0.0:${this.#renderPort}`,
-      FRAMEFLEET_RENDER_TOKEN: req.token,
+      ...leaseEnv(req),
       FRAMEFLEET_RENDER_MAX_JOBS: String(this.jobsPerInstance),
     };
     const log = this.#log.child({ instanceId: req.instanceId, offerId: offer.id });
