@@ -161,6 +161,21 @@ test("placement wishes are honoured: each job runs on the GPU it asked for", asy
   }
 });
 
+test("a host that fails mid-job: the job completes on another instance, once; the dead instance is destroyed", async () => {
+  const id = await submit("long.mp4");
+  const running = await until("the job running with progress", async () => {
+    const j = await db.collection("jobs").findOne({ _id: id as never, status: "RUNNING", progress: { $gt: 0 } });
+    return j ?? undefined;
+  });
+  const inst = await db.collection("instances").findOne({ _id: running.instanceId });
+  fake.failHost(Number(inst!.providerInstanceId), "offline");
+  const [doc] = await jobsDone([id]);
+  assert.equal(doc!.status, "SUCCEEDED", JSON.stringify(doc!.error));
+  assert.notEqual(doc!.instanceId, running.instanceId);
+  assert.equal(await db.collection("outputs.files").countDocuments({ "metadata.jobId": id }), 1);
+  await until("the failed host's instance destroyed", async () => fake.instance(Number(inst!.providerInstanceId)) === undefined, 30_000);
+});
+
 test("idle instances are destroyed; nothing is left running at Vast", async () => {
   const liveAtFake = () => fake.instanceIds().map((id) => fake.instance(id)!).filter((i) => i && i.actual_status !== "exited");
   try {
