@@ -7,11 +7,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { createGrpcClient, grpc, type GrpcClient } from "@framefleet/common";
-import { freePort, serveDirectory, startService, tempDir, type FileServer, type ServiceProcess } from "@framefleet/common/testing";
+import { grpc, type GrpcClient } from "@framefleet/common";
+import { serveDirectory, tempDir, type FileServer, type ServiceProcess } from "@framefleet/common/testing";
 import { RenderService, type RenderRequestSchema } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import { startFakeComfy, type FakeComfyUI } from "./comfy/fake-server.ts";
-import { collectRender, dirEntries, waitFor, type CollectedRender } from "./test-helpers.ts";
+import { collectRender, dirEntries, startWorker, waitFor, type CollectedRender } from "./test-helpers.ts";
 
 const run = promisify(execFile);
 const TOKEN = "comfy-integration-token-1b2c3d4e5f";
@@ -35,16 +35,11 @@ before(async () => {
   await run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "color=c=0x00ff00:s=48x32", "-frames:v", "1", path.join(media, "green.png")]);
   files = await serveDirectory(media);
   fake = await startFakeComfy({ nodeDelayMs: 5, stepDelayMs: 1 });
-  const port = await freePort();
-  svc = await startService("gpu-render", {
-    FRAMEFLEET_RENDER_ADDR: `127.0.0.1:${port}`,
-    FRAMEFLEET_RENDER_TOKEN: TOKEN,
-    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
+  ({ svc, client } = await startWorker(TOKEN, {
     FRAMEFLEET_WORK_DIR: workDir,
     FRAMEFLEET_COMFYUI_URL: fake.url,
     FRAMEFLEET_RENDER_MAX_JOBS: "2",
-  });
-  client = createGrpcClient(RenderService, `127.0.0.1:${port}`);
+  }));
 });
 
 after(async () => {

@@ -9,11 +9,11 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { createGrpcClient, grpc, type GrpcClient } from "@framefleet/common";
-import { freePort, serveDirectory, startService, tempDir, type FileServer, type ServiceProcess } from "@framefleet/common/testing";
+import { grpc, type GrpcClient } from "@framefleet/common";
+import { serveDirectory, tempDir, type FileServer, type ServiceProcess } from "@framefleet/common/testing";
 import { AudioFitRule, AudioMixMode, KenBurnsMotion, OutputContainer, VideoCodec } from "@framefleet/gen/framefleet/v1/job_pb";
 import { RenderService, type RenderRequestSchema, type RenderResult } from "@framefleet/gen/framefleet/v1/render_service_pb";
-import { collectRender, dirEntries, type CollectedRender } from "./test-helpers.ts";
+import { collectRender, dirEntries, startWorker, type CollectedRender } from "./test-helpers.ts";
 
 const run = promisify(execFile);
 const TOKEN = "media-tasks-integration-token-8d7c6b5a";
@@ -87,14 +87,9 @@ before(async () => {
   fs.writeFileSync(m("empty.png"), "");
   fs.writeFileSync(m("giant.png"), pngWithSize(100_000, 100_000));
   files = await serveDirectory(media);
-  const port = await freePort();
-  svc = await startService("gpu-render", {
-    FRAMEFLEET_RENDER_ADDR: `127.0.0.1:${port}`,
-    FRAMEFLEET_RENDER_TOKEN: TOKEN,
-    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
+  ({ svc, client } = await startWorker(TOKEN, {
     FRAMEFLEET_WORK_DIR: workDir,
-  });
-  client = createGrpcClient(RenderService, `127.0.0.1:${port}`);
+  }));
 });
 
 after(async () => {

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { createGrpcClient, grpc, type GrpcClient } from "@framefleet/common";
+import { grpc, type GrpcClient } from "@framefleet/common";
 import {
   ffprobe,
   freePort,
@@ -20,7 +20,7 @@ import {
 import { SubtitlePosition } from "@framefleet/gen/framefleet/v1/job_pb";
 import { RenderService, type RenderRequestSchema } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { collectRender, dirEntries, unaryError, type CollectedRender } from "./test-helpers.ts";
+import { collectRender, dirEntries, startWorker, unaryError, type CollectedRender } from "./test-helpers.ts";
 
 const run = promisify(execFile);
 const TOKEN = "integration-lease-token-5f1e2d3c4b5a";
@@ -63,15 +63,10 @@ before(async () => {
   fs.writeFileSync(path.join(media, "subs.vtt"), "WEBVTT\n\n00:00.000 --> 00:03.000 line:0\nfrom a url\n");
   fs.writeFileSync(path.join(media, "subs.html"), "<!doctype html><title>404</title>");
   files = await serveDirectory(media);
-  const port = await freePort();
-  svc = await startService("gpu-render", {
-    FRAMEFLEET_RENDER_ADDR: `127.0.0.1:${port}`,
-    FRAMEFLEET_RENDER_TOKEN: TOKEN,
-    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
+  ({ svc, client } = await startWorker(TOKEN, {
     FRAMEFLEET_WORK_DIR: workDir,
     FRAMEFLEET_RENDER_MAX_JOBS: "2",
-  });
-  client = createGrpcClient(RenderService, `127.0.0.1:${port}`);
+  }));
 });
 
 after(async () => {

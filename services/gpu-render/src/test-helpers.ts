@@ -2,13 +2,14 @@
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { GrpcCallOptions, GrpcClient } from "@framefleet/common";
+import { createGrpcClient, type GrpcCallOptions, type GrpcClient } from "@framefleet/common";
+import { freePort, startService, type ServiceProcess } from "@framefleet/common/testing";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type {
-  RenderProgress,
-  RenderRequestSchema,
-  RenderResult,
+import {
   RenderService,
+  type RenderProgress,
+  type RenderRequestSchema,
+  type RenderResult,
 } from "@framefleet/gen/framefleet/v1/render_service_pb";
 
 export interface CollectedRender {
@@ -102,4 +103,19 @@ export async function stallServer(): Promise<StallServer> {
         server.close(() => r());
       }),
   };
+}
+
+/** A gpu-render process on a free port (private URLs allowed, for test servers) and a client for it. */
+export async function startWorker(
+  token: string,
+  env: Record<string, string> = {},
+): Promise<{ svc: ServiceProcess; client: GrpcClient<typeof RenderService>; port: number }> {
+  const port = await freePort();
+  const svc = await startService("gpu-render", {
+    FRAMEFLEET_RENDER_ADDR: `127.0.0.1:${port}`,
+    FRAMEFLEET_RENDER_TOKEN: token,
+    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
+    ...env,
+  });
+  return { svc, port, client: createGrpcClient(RenderService, `127.0.0.1:${port}`) };
 }
