@@ -92,6 +92,7 @@ before(async () => {
     FRAMEFLEET_MAX_INSTANCES: "1",
     FRAMEFLEET_TICK_MS: "500",
     FRAMEFLEET_COMFYUI_URL: comfy.url,
+    FRAMEFLEET_CORS_ORIGINS: "https://app.example",
   };
   for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
 });
@@ -330,6 +331,33 @@ describe("managing jobs", () => {
     assert.equal(restBody.jobs.length, 1);
     assert.equal(restBody.jobs[0]!.status, "JOB_STATUS_SUCCEEDED");
     assert.ok(restBody.nextPageToken);
+  });
+});
+
+describe("browsers and caches", () => {
+  test("CORS: a preflight from an allowed origin is answered; other origins get no CORS headers", async () => {
+    const preflight = await fetch(`${gateway}/framefleet.v1.JobService/GetJob`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), "https://app.example");
+    assert.match(preflight.headers.get("access-control-allow-headers") ?? "", /Authorization/);
+    const actual = await fetch(`${gateway}/healthz`, { headers: { origin: "https://app.example" } });
+    assert.equal(actual.headers.get("access-control-allow-origin"), "https://app.example");
+    const other = await fetch(`${gateway}/healthz`, { headers: { origin: "https://evil.example" } });
+    assert.equal(other.headers.get("access-control-allow-origin"), null);
+  });
+
+  test("read-only RPCs answer HTTP GET (cacheable), with the API key", async () => {
+    const { body } = await connectJson("ListJobs", { pageSize: 1 });
+    const jobId = body.jobs[0].id;
+    const message = encodeURIComponent(JSON.stringify({ jobId }));
+    const res = await fetch(`${gateway}/framefleet.v1.JobService/GetJob?connect=v1&encoding=json&message=${message}`, {
+      headers: { authorization: `Bearer ${API_KEY}` },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { job: { id: string } }).job.id, jobId);
   });
 });
 

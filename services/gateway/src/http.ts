@@ -10,6 +10,7 @@ import { ListJobsResponseSchema } from "@framefleet/gen/framefleet/v1/job_servic
 import { unauthenticated, type ApiKeys, type Caller } from "./auth.ts";
 import type { JobApi } from "./job-api.ts";
 import { enforceRateLimit, type RateLimiter } from "./rate-limit.ts";
+import { applyCors, type CorsOptions } from "./cors.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 // HTTP/2 compatibility responses accept the same calls used here; one type keeps the code simple.
@@ -20,6 +21,7 @@ export interface HttpRoutesOptions {
   api: JobApi;
   keys: ApiKeys;
   limiter: RateLimiter;
+  cors: CorsOptions;
   log: Logger;
   /** Answers /readyz: true when the database and the bus are reachable. */
   ready(): Promise<boolean>;
@@ -131,6 +133,7 @@ export function httpRoutes(o: HttpRoutesOptions): Handler {
 
   return (req, anyRes) => {
     const res = anyRes as Res;
+    if (applyCors(o.cors, req, res)) return;
     const url = new URL(req.url ?? "/", "http://gateway");
     const path = url.pathname;
     const method = req.method ?? "GET";

@@ -57,6 +57,7 @@ async function main() {
     api,
     keys,
     limiter,
+    cors: { origins: (envOptional("FRAMEFLEET_CORS_ORIGINS") ?? "").split(",").map((x) => x.trim()).filter(Boolean) },
     log,
     next: rpc,
     ready: async () => {
