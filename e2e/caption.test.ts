@@ -7,7 +7,12 @@ import * as path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { Health, HealthCheckResponse_ServingStatus } from "@framefleet/gen/grpc/health/v1/health_pb";
+import * as reflectionV1 from "@framefleet/gen/grpc/reflection/v1/reflection_pb";
+import * as reflectionV1alpha from "@framefleet/gen/grpc/reflection/v1alpha/reflection_pb";
 import { MongoClient } from "mongodb";
 import { createGrpcClient, grpc } from "@framefleet/common";
 import {
@@ -358,6 +363,62 @@ describe("browsers and caches", () => {
     });
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { job: { id: string } }).job.id, jobId);
+  });
+});
+
+describe("standard gRPC services (no API key needed)", () => {
+  test("grpc.health.v1 on every service: SERVING; unknown services are NotFound", async () => {
+    const health = createGrpcClient(Health, gateway.replace("http://", ""));
+    try {
+      assert.equal((await health.check({})).status, HealthCheckResponse_ServingStatus.SERVING);
+      assert.equal((await health.check({ service: "framefleet.v1.JobService" })).status, HealthCheckResponse_ServingStatus.SERVING);
+      await assert.rejects(health.check({ service: "nope.Service" }), (err: { code: number }) => err.code === grpc.status.NOT_FOUND);
+    } finally {
+      health.close();
+    }
+    for (const [url, service] of [[schedulerUrl, "framefleet.v1.FleetService"], [billingUrl, "framefleet.v1.BillingService"]] as const) {
+      const other = createGrpcClient(Health, url.replace("http://", ""));
+      try {
+        assert.equal((await other.check({ service })).status, HealthCheckResponse_ServingStatus.SERVING, service);
+      } finally {
+        other.close();
+      }
+    }
+  });
+
+  test("server reflection (v1 and v1alpha) lists the services and serves JobService's schema with its imports", async () => {
+    const transport = createGrpcTransport({ baseUrl: gateway });
+    async function* ask(...reqs: object[]) {
+      for (const r of reqs) yield r;
+    }
+    const v1 = createClient(reflectionV1.ServerReflection, transport);
+    const answers = [];
+    for await (const res of v1.serverReflectionInfo(
+      ask({ messageRequest: { case: "listServices", value: "" } }, { messageRequest: { case: "fileContainingSymbol", value: "framefleet.v1.JobService.SubmitJob" } }),
+    )) {
+      answers.push(res);
+    }
+    const list = answers[0]!.messageResponse;
+    assert.equal(list.case, "listServicesResponse");
+    const names = list.case === "listServicesResponse" ? list.value.service.map((x) => x.name) : [];
+    assert.ok(names.includes("framefleet.v1.JobService") && names.includes("grpc.health.v1.Health"), names.join());
+    const files = answers[1]!.messageResponse;
+    assert.equal(files.case, "fileDescriptorResponse");
+    const protos = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b)) : [];
+    const jobService = protos.find((p) => p.name === "framefleet/v1/job_service.proto");
+    assert.ok(jobService?.service[0]?.method.some((m) => m.name === "SubmitJob"));
+    for (const dep of ["framefleet/v1/job.proto", "google/protobuf/timestamp.proto"]) assert.ok(protos.some((p) => p.name === dep), dep);
+    // Every listed service resolves (grpcurl asks for each by symbol before calling it).
+    for (const name of names) {
+      for await (const res of v1.serverReflectionInfo(ask({ messageRequest: { case: "fileContainingSymbol", value: name } }))) {
+        assert.equal(res.messageResponse.case, "fileDescriptorResponse", name);
+      }
+    }
+
+    const alpha = createClient(reflectionV1alpha.ServerReflection, transport);
+    for await (const res of alpha.serverReflectionInfo(ask({ messageRequest: { case: "fileContainingSymbol", value: "no.Such" } }))) {
+      assert.equal(res.messageResponse.case, "errorResponse");
+    }
   });
 });
 

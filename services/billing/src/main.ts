@@ -10,7 +10,10 @@ import {
   listenDual,
   onShutdown,
   parseHostPort,
+  standardGrpcRoutes,
 } from "@framefleet/common";
+import { BillingService, file_framefleet_v1_billing_service } from "@framefleet/gen/framefleet/v1/billing_service_pb";
+import type { ConnectRouter } from "@connectrpc/connect";
 import { billingRoutes } from "./billing-service.ts";
 import { Ledger } from "./ledger.ts";
 import { parsePriceTable } from "./pricing.ts";
@@ -34,7 +37,13 @@ async function main() {
     log.fatal({ err: String(err) }, "usage consumer stopped");
     process.exit(1);
   });
-  const server = await listenDual(connectNodeAdapter({ routes: billingRoutes(ledger) }), addr.host, addr.port);
+  const ready = () => infra.db.command({ ping: 1 }).then(() => !infra.nc.isClosed(), () => false);
+  const standard = standardGrpcRoutes({ files: [file_framefleet_v1_billing_service], services: [BillingService.typeName], ready });
+  const routes = (router: ConnectRouter) => {
+    billingRoutes(ledger)(router);
+    standard(router);
+  };
+  const server = await listenDual(connectNodeAdapter({ routes }), addr.host, addr.port);
   log.info({ ready: true, port: server.port }, "billing ready");
   onShutdown(log, [() => infra.close(), () => consuming, () => stop.abort(), () => server.close()]);
 }

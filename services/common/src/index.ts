@@ -1,6 +1,7 @@
 export * from "./config.ts";
 export * from "./events.ts";
 export * from "./grpc.ts";
+export * from "./grpc-standard.ts";
 export * from "./ids.ts";
 export * from "./infra.ts";
 export * from "./jobs.ts";

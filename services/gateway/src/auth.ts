@@ -63,8 +63,9 @@ export const unauthenticated = () =>
   new ConnectError("missing or invalid API key: send the header `Authorization: Bearer <key>`", Code.Unauthenticated);
 
 /** Authenticates every RPC; the handler reads the caller from the context. */
-export function authInterceptor(keys: ApiKeys): Interceptor {
+export function authInterceptor(keys: ApiKeys, publicServices: ReadonlySet<string> = new Set()): Interceptor {
   return (next) => async (req) => {
+    if (publicServices.has(req.service.typeName)) return next(req);
     const caller = await keys.authenticate(req.header.get("authorization"));
     if (!caller) throw unauthenticated();
     req.contextValues.set(callerKey, caller);

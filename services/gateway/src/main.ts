@@ -13,7 +13,10 @@ import {
   listenDual,
   onShutdown,
   parseHostPort,
+  publicGrpcServices,
+  standardGrpcRoutes,
 } from "@framefleet/common";
+import { file_framefleet_v1_job_service, JobService } from "@framefleet/gen/framefleet/v1/job_service_pb";
 import { ApiKeys, authInterceptor } from "./auth.ts";
 import { logErrors } from "./errors.ts";
 import { RateLimiter, rateLimitInterceptor } from "./rate-limit.ts";
@@ -47,9 +50,21 @@ async function main() {
     ratePerSecond: envNumber("FRAMEFLEET_RATE_LIMIT_RPS", 20),
     burst: envInt("FRAMEFLEET_RATE_LIMIT_BURST", 40),
   });
+  const ready = async () => {
+    try {
+      await db.command({ ping: 1 });
+      return !nc.isClosed();
+    } catch {
+      return false;
+    }
+  };
+  const standard = standardGrpcRoutes({ files: [file_framefleet_v1_job_service], services: [JobService.typeName], ready });
   const rpc = connectNodeAdapter({
-    routes: jobRoutes(api, nc),
-    interceptors: [logErrors(log), authInterceptor(keys), rateLimitInterceptor(limiter)],
+    routes: (router) => {
+      jobRoutes(api, nc)(router);
+      standard(router);
+    },
+    interceptors: [logErrors(log), authInterceptor(keys, publicGrpcServices), rateLimitInterceptor(limiter)],
     // Outputs are already-compressed video: compressing them again only burns CPU.
     acceptCompression: [],
   });
@@ -60,14 +75,7 @@ async function main() {
     cors: { origins: (envOptional("FRAMEFLEET_CORS_ORIGINS") ?? "").split(",").map((x) => x.trim()).filter(Boolean) },
     log,
     next: rpc,
-    ready: async () => {
-      try {
-        await db.command({ ping: 1 });
-        return !nc.isClosed();
-      } catch {
-        return false;
-      }
-    },
+    ready,
   });
   const server = await listenDual(handler, addr.host, addr.port);
   log.info({ ready: true, port: server.port, url: `http://${addr.host}:${server.port}` }, "gateway ready");

@@ -15,7 +15,10 @@ import {
   onShutdown,
   parseHostPort,
   subjects,
+  standardGrpcRoutes,
 } from "@framefleet/common";
+import { file_framefleet_v1_fleet_service, FleetService } from "@framefleet/gen/framefleet/v1/fleet_service_pb";
+import type { ConnectRouter } from "@connectrpc/connect";
 import { fleetRoutes } from "./fleet-service.ts";
 import { LocalProvider } from "./providers/local.ts";
 import { vastOptionsFromEnv, VastProvider } from "./providers/vast.ts";
@@ -102,7 +105,13 @@ async function main() {
   })().catch((err) => log.error({ err: String(err) }, "cancel subscription ended"));
 
   await scheduler.start();
-  const server = await listenDual(connectNodeAdapter({ routes: fleetRoutes(scheduler.jobs, scheduler.instances) }), addr.host, addr.port);
+  const ready = () => infra.db.command({ ping: 1 }).then(() => !infra.nc.isClosed(), () => false);
+  const standard = standardGrpcRoutes({ files: [file_framefleet_v1_fleet_service], services: [FleetService.typeName], ready });
+  const routes = (router: ConnectRouter) => {
+    fleetRoutes(scheduler.jobs, scheduler.instances)(router);
+    standard(router);
+  };
+  const server = await listenDual(connectNodeAdapter({ routes }), addr.host, addr.port);
   log.info({ ready: true, port: server.port, provider: providerName }, "scheduler ready");
 
   onShutdown(log, [
