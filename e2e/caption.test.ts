@@ -283,6 +283,36 @@ describe("scene prompts through ComfyUI", () => {
   });
 });
 
+describe("streaming while rendering", () => {
+  test("DownloadOutput delivers the first bytes while the job still renders, and exactly the final file", async (t) => {
+    const submitted = Date.now();
+    const subs = "1\n00:00:00,000 --> 00:00:10,000\nlive\n";
+    const { body } = await connectJson("SubmitJob", { spec: { caption: { videoUrl: `${files.url}/long.mp4`, subtitlesText: subs } } });
+    const jobId = body.job.id;
+    const client = createClient(JobService, createConnectTransport({ baseUrl: gateway, httpVersion: "1.1", interceptors: [auth] }));
+    const parts: Buffer[] = [];
+    let firstAt = 0;
+    let statusAtFirst = "";
+    for await (const res of client.downloadOutput({ jobId })) {
+      if (!firstAt) {
+        firstAt = Date.now();
+        statusAtFirst = (await connectJson("GetJob", { jobId })).body.job.status;
+      }
+      assert.equal(Number(res.offset), parts.reduce((n, p) => n + p.length, 0), "contiguous offsets");
+      parts.push(Buffer.from(res.data));
+    }
+    const job = await waitForEnd(jobId);
+    assert.equal(job.status, "JOB_STATUS_SUCCEEDED");
+    assert.equal(statusAtFirst, "JOB_STATUS_RUNNING", "first bytes arrived while rendering");
+    assert.ok(firstAt < Date.parse(job.endTime), "first bytes before the job ended");
+    const whole = Buffer.concat(parts);
+    const total = Date.now() - submitted;
+    t.diagnostic(`first output bytes after ${firstAt - submitted} ms; whole file after ${total} ms (${whole.length} bytes)`);
+    assert.equal(whole.length, Number(job.output.sizeBytes));
+    assert.equal(createHash("sha256").update(whole).digest("hex"), job.output.sha256);
+  });
+});
+
 describe("managing jobs", () => {
   const subs = "1\n00:00:00,000 --> 00:00:01,000\nx\n";
 

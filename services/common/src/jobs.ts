@@ -40,6 +40,8 @@ export interface JobDoc {
   maxAttempts: number;
   error?: { code: string; message: string };
   output?: JobOutputDoc;
+  /** The output file the current attempt is writing, chunk by chunk (followed by live downloads). */
+  liveOutput?: { fileId: ObjectId; attempt: number };
   instanceId?: string;
   /** Held by the scheduler replica running the current attempt; expired leases are taken over. */
   lease?: { owner: string; expiresAt: Date };
@@ -115,6 +117,9 @@ export function jobToProto(d: JobDoc): Job {
 
 /** GridFS bucket holding job outputs. */
 export const OUTPUTS_BUCKET = "outputs";
+
+/** GridFS chunk size of outputs: also what a live download can lag behind the encoder, at most. */
+export const OUTPUT_CHUNK_BYTES = 256 * 1024;
 
 // The job state machine: which statuses a job may move to from each status.
 const transitions: Record<JobStatusName, readonly JobStatusName[]> = {

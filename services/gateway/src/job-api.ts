@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
 import { ConnectError, Code } from "@connectrpc/connect";
-import { GridFSBucket, type Collection, type Db } from "mongodb";
+import { GridFSBucket, type Binary, type Collection, type Db, type ObjectId } from "mongodb";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   encodeSpec,
@@ -11,6 +11,7 @@ import {
   jobsCollection,
   jobToProto,
   newId,
+  OUTPUT_CHUNK_BYTES,
   OUTPUTS_BUCKET,
   publishJobStatus,
   statusFromProto,
@@ -201,10 +202,76 @@ export class JobApi {
     return jobToProto(running ?? (await this.getDoc(caller, jobId)));
   }
 
+  /**
+   * The output's bytes from `offset`: read from the stored file once the job has succeeded, or followed chunk by chunk
+   * while it renders (the scheduler stores each chunk as it arrives). If the job restarts on another worker, the bytes
+   * already sent belong to an attempt that will not finish: the stream ends with Aborted rather than mixing attempts.
+   */
+  async *followOutput(
+    caller: Caller,
+    jobId: string,
+    offset: number,
+    signal: AbortSignal,
+    pollMs = 200,
+  ): AsyncGenerator<{ data: Uint8Array; offset: number; totalSize: number }> {
+    let doc = await this.getDoc(caller, jobId);
+    const chunks = this.#o.db.collection<{ files_id: ObjectId; n: number; data: Binary }>(`${OUTPUTS_BUCKET}.chunks`);
+    let pos = offset;
+    let followed: ObjectId | undefined;
+    const sleep = () => new Promise<void>((r) => setTimeout(r, pollMs));
+    while (!signal.aborted) {
+      if (doc.status === "SUCCEEDED" && doc.output) {
+        if (followed && !followed.equals(doc.output.fileId)) throw restarted(jobId, doc.attempt);
+        const total = doc.output.sizeBytes;
+        if (pos > total) throw new ConnectError(`offset: beyond the output's ${total} bytes`, Code.OutOfRange);
+        if (pos === total) return;
+        for await (const chunk of this.openOutput(doc, pos)) {
+          const data = chunk as Buffer;
+          yield { data, offset: pos, totalSize: total };
+          pos += data.length;
+        }
+        return;
+      }
+      if (isTerminal(doc.status)) {
+        throw new ConnectError(`job ${jobId} ended ${doc.status} without an output`, Code.FailedPrecondition);
+      }
+      const live = doc.liveOutput;
+      if (live) {
+        if (followed && !followed.equals(live.fileId)) throw restarted(jobId, live.attempt);
+        followed = live.fileId;
+        const first = Math.floor(pos / OUTPUT_CHUNK_BYTES);
+        let skip = pos % OUTPUT_CHUNK_BYTES;
+        let n = first;
+        for (const c of await chunks.find({ files_id: live.fileId, n: { $gte: first } }).sort({ n: 1 }).limit(32).toArray()) {
+          if (c.n !== n) break; // not contiguous yet
+          const data = c.data.buffer.subarray(skip);
+          skip = 0;
+          n++;
+          if (data.length === 0) continue;
+          yield { data, offset: pos, totalSize: 0 };
+          pos += data.length;
+        }
+        if (n > first) {
+          doc = (await this.jobs.findOne({ _id: jobId })) ?? doc;
+          continue;
+        }
+      }
+      await sleep();
+      doc = (await this.jobs.findOne({ _id: jobId })) ?? doc;
+    }
+  }
+
   /** The finished output's GridFS stream from `start` (inclusive) to `end` (exclusive, default: the end). */
   openOutput(doc: JobDoc, start: number, end = doc.output!.sizeBytes) {
     const bucket = new GridFSBucket(this.#o.db, { bucketName: OUTPUTS_BUCKET });
     // Always pass both: with only `start`, the driver takes a missing `end` as 0.
     return bucket.openDownloadStream(doc.output!.fileId, { start, end });
   }
+}
+
+function restarted(jobId: string, attempt: number): ConnectError {
+  return new ConnectError(
+    `job ${jobId} restarted on another worker (attempt ${attempt}): the bytes sent so far will not be completed; download again from offset 0`,
+    Code.Aborted,
+  );
 }

@@ -36,18 +36,8 @@ export function jobRoutes(api: JobApi, nc: NatsConnection) {
         }
       },
       async *downloadOutput(req, ctx) {
-        const doc = await api.getDoc(callerOf(ctx), req.jobId);
-        if (doc.status !== "SUCCEEDED" || !doc.output) {
-          throw new ConnectError(`job ${doc._id} has no output yet (status ${doc.status})`, Code.FailedPrecondition);
-        }
-        const total = doc.output.sizeBytes;
-        let offset = Number(req.offset);
-        if (offset > total) throw new ConnectError(`offset: beyond the output's ${total} bytes`, Code.OutOfRange);
-        if (offset === total) return;
-        for await (const chunk of api.openOutput(doc, offset)) {
-          const data = chunk as Buffer;
-          yield { data, offset: BigInt(offset), totalSize: BigInt(total) };
-          offset += data.length;
+        for await (const part of api.followOutput(callerOf(ctx), req.jobId, Number(req.offset), ctx.signal)) {
+          yield { data: part.data, offset: BigInt(part.offset), totalSize: BigInt(part.totalSize) };
         }
       },
     });

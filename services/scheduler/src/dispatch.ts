@@ -2,7 +2,7 @@
 // arrive, report progress, and classify how it ended.
 import { once } from "node:events";
 import { GridFSBucket, type Db } from "mongodb";
-import { grpc, OUTPUTS_BUCKET, type GrpcClient, type JobOutputDoc } from "@framefleet/common";
+import { grpc, jobsCollection, OUTPUT_CHUNK_BYTES, OUTPUTS_BUCKET, type GrpcClient, type JobOutputDoc } from "@framefleet/common";
 import type { RenderService } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import type { JobSpec } from "@framefleet/gen/framefleet/v1/job_pb";
 
@@ -34,12 +34,17 @@ const permanentCodes = new Set([
 ]);
 
 export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
-  const bucket = new GridFSBucket(p.db, { bucketName: OUTPUTS_BUCKET, chunkSizeBytes: 1 << 20 });
+  const bucket = new GridFSBucket(p.db, { bucketName: OUTPUTS_BUCKET, chunkSizeBytes: OUTPUT_CHUNK_BYTES });
   const upload = bucket.openUploadStream(`${p.jobId}/${p.attempt}`, {
     metadata: { jobId: p.jobId, attempt: p.attempt },
   });
   let received = 0;
   try {
+    // Live downloads follow this file's chunks while the attempt runs.
+    await jobsCollection(p.db).updateOne(
+      { _id: p.jobId, attempt: p.attempt, status: "RUNNING" },
+      { $set: { liveOutput: { fileId: upload.id, attempt: p.attempt } } },
+    );
     const stream = p.client.render(
       { jobId: p.jobId, attempt: p.attempt, spec: p.spec },
       { metadata: { authorization: `Bearer ${p.token}` }, signal: p.signal },
