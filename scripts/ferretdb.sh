@@ -6,7 +6,10 @@ VERSION=v1.24.0
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/.tools/bin/ferretdb
 
-if [ -x "$OUT" ] && "$OUT" --version 2>/dev/null | grep -q "version: $VERSION"; then exit 0; fi
+# Output is captured before it is searched: a reader that stops early (grep -q, head) would make the pipeline fail
+# with SIGPIPE under pipefail.
+built_version() { [ -x "$OUT" ] && "$OUT" --version 2>/dev/null || true; }
+if [[ "$(built_version)" == *"version: $VERSION"* ]]; then exit 0; fi
 if ! command -v go >/dev/null; then
   echo "FerretDB needs the Go toolchain to build (https://go.dev/dl/), or set MONGODB_URI to a MongoDB server." >&2
   exit 1
@@ -22,4 +25,5 @@ chmod -R u+w "$work"
 echo "$VERSION" > "$work/build/version/version.txt"
 mkdir -p "$(dirname "$OUT")"
 (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$OUT" ./cmd/ferretdb)
-"$OUT" --version | head -1
+v=$(built_version)
+echo "${v%%$'\n'*}"
