@@ -11,6 +11,7 @@ import { makeTestVideo, serveDirectory, startMongo, startNats, tempDir, type Fil
 import { JobSpecSchema } from "@framefleet/gen/framefleet/v1/job_pb";
 import { LocalProvider } from "./providers/local.ts";
 import { Scheduler } from "./scheduler.ts";
+import type { Provider } from "./providers/provider.ts";
 
 const log = createLogger("test", process.env.FRAMEFLEET_TEST_VERBOSE ? "info" : "silent");
 let nats: Nats;
@@ -49,7 +50,7 @@ before(async () => {
 });
 
 after(async () => {
-  await scheduler?.stop();
+  await scheduler?.stop().catch(() => {});
   await provider?.close();
   await nc?.close();
   await client?.close();
@@ -124,4 +125,51 @@ test("an instance created behind the scheduler's back is destroyed by the reconc
   assert.ok((await provider.list()).some((i) => i.providerInstanceId === stray.providerInstanceId));
   await scheduler.reconcileNow();
   assert.ok(!(await provider.list()).some((i) => i.providerInstanceId === stray.providerInstanceId));
+});
+
+test("a replica busy in a slow provider call is not taken for dead: its instances are not adopted", async () => {
+  // One account-wide provider for two replicas in this process, whose creates take longer than the replica timeout.
+  const slow: Provider = {
+    name: "slowshared",
+    shared: true,
+    jobsPerInstance: 1,
+    unsatisfiable: () => undefined,
+    create: async (req) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      return provider.create(req);
+    },
+    describe: (id) => provider.describe(id),
+    destroy: (id) => provider.destroy(id),
+    list: () => provider.list(),
+    close: async () => {},
+  };
+  const replica = (name: string) =>
+    new Scheduler({
+      db,
+      provider: slow,
+      publisher: new EventPublisher(nc, name),
+      log,
+      owner: newId(name),
+      tickMs: 200,
+      leaseMs: 3000,
+      reconcileMs: 60_000,
+      replicaTimeoutMs: 600,
+      policy: { maxInstances: 2, minWarm: 0, idleTimeoutMs: 60_000, bootTimeoutMs: 60_000, jobsPerInstance: 1 },
+    });
+  // The first test's scheduler leases from another provider; pause it so these two replicas take the jobs.
+  await scheduler.stop();
+  const [a, b] = [replica("a"), replica("b")];
+  await Promise.all([a.start(), b.start()]);
+  try {
+    const ids = [await submit(), await submit(), await submit()];
+    const docs = await waitFor("jobs to end", async () => {
+      const d = await jobsCollection(db).find({ _id: { $in: ids } }).toArray();
+      return d.every((j) => j.status === "SUCCEEDED" || j.status === "FAILED") && d;
+    });
+    for (const d of docs) assert.equal(d.attempt, 1, `${d._id}: ${JSON.stringify(d.failures)}`);
+    const adopted = await db.collection("instances").find({ provider: "slowshared" }).toArray();
+    assert.ok(adopted.length >= 1);
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
 });

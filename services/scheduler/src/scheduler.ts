@@ -104,6 +104,7 @@ export class Scheduler {
   readonly #attempts = new Set<Promise<void>>();
   #timer?: NodeJS.Timeout;
   #reconcileTimer?: NodeJS.Timeout;
+  #heartbeatTimer?: NodeJS.Timeout;
   #reconciling?: Promise<void>;
   #ticking?: Promise<void>;
   #tickAgain = false;
@@ -142,6 +143,11 @@ export class Scheduler {
     await this.reconcileNow();
     this.#timer = setInterval(() => this.kick(), this.#o.tickMs);
     this.#reconcileTimer = setInterval(() => void this.reconcileNow(), this.#o.reconcileMs);
+    // On its own timer: a slow scheduling pass (a provider call) must not make this replica look dead.
+    this.#heartbeatTimer = setInterval(
+      () => void this.#heartbeat().catch((err) => this.#log.warn({ err: String(err) }, "heartbeat failed")),
+      Math.max(100, this.#o.replicaTimeoutMs / 4),
+    );
     this.kick();
   }
 
@@ -151,6 +157,14 @@ export class Scheduler {
 
   async #heartbeat(): Promise<void> {
     await this.#replicas.updateOne({ _id: this.#o.owner }, { $set: { heartbeatAt: this.#now() } }, { upsert: true });
+    // If another replica adopted one of our instances (it thought us dead), it is theirs now: stop giving it work.
+    // Attempts already running there keep their fenced job leases and finish.
+    const ids = [...this.#fleet.keys()];
+    if (ids.length === 0) return;
+    for (const doc of await this.instances.instances.find({ _id: { $in: ids }, owner: { $ne: this.#o.owner } }).toArray()) {
+      this.#fleet.delete(doc._id);
+      this.#log.warn({ instanceId: doc._id, owner: doc.owner }, "instance adopted by another replica; no longer used here");
+    }
   }
 
   /** Replicas that showed a heartbeat recently (this one included). */
@@ -314,7 +328,6 @@ export class Scheduler {
   }
 
   async #tick(): Promise<void> {
-    await this.#heartbeat();
     await this.#adoptOrphans();
     await this.#recoverExpired();
     const waiting: Array<{ job: JobDoc; wish?: PlacementWish }> = [];
@@ -621,6 +634,7 @@ export class Scheduler {
     this.#stopped = true;
     clearInterval(this.#timer);
     clearInterval(this.#reconcileTimer);
+    clearInterval(this.#heartbeatTimer);
     await this.#ticking;
     await this.#reconciling;
     for (const inst of this.#fleet.values()) {
