@@ -341,6 +341,46 @@ describe("managing jobs", () => {
     assert.equal(again.body.code, "failed_precondition");
   });
 
+  test("idempotency: 20 concurrent identical submits make one job; the same key with another body is refused", async () => {
+    const spec = {
+      caption: { videoUrl: `${files.url}/input.mp4`, subtitlesText: subs },
+      idempotencyKey: `key-${Date.now()}`,
+    };
+    const answers = await Promise.all(Array.from({ length: 20 }, () => connectJson("SubmitJob", { spec })));
+    for (const a of answers) assert.equal(a.status, 200, JSON.stringify(a.body));
+    const ids = new Set(answers.map((a) => a.body.job.id));
+    assert.equal(ids.size, 1, `one job, got ${[...ids].join(", ")}`);
+    const db = new MongoClient(mongo.uri);
+    try {
+      assert.equal(await db.db().collection("jobs").countDocuments({ idempotencyKey: spec.idempotencyKey }), 1);
+    } finally {
+      await db.close();
+    }
+    const other = await connectJson("SubmitJob", { spec: { ...spec, caption: { ...spec.caption, subtitlesText: "1\n00:00:00,000 --> 00:00:01,000\nother\n" } } });
+    assert.equal(other.status, 409);
+    assert.match(other.body.message, /idempotency_key/);
+    await waitForEnd([...ids][0]!);
+    // The Idempotency-Key header does the same, over REST and RPC.
+    const key = `hdr-${Date.now()}`;
+    const viaRest = await Promise.all(
+      [0, 1].map(() =>
+        fetch(`${gateway}/v1/jobs`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}`, "idempotency-key": key },
+          body: JSON.stringify(spec.caption && { caption: spec.caption }),
+        }).then((r) => r.json() as Promise<{ id: string }>),
+      ),
+    );
+    assert.equal(viaRest[0]!.id, viaRest[1]!.id);
+    const rpc = await fetch(`${gateway}/framefleet.v1.JobService/SubmitJob`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}`, "idempotency-key": key },
+      body: JSON.stringify({ spec: { caption: spec.caption } }),
+    });
+    assert.equal(((await rpc.json()) as { job: { id: string } }).job.id, viaRest[0]!.id);
+    await waitForEnd(viaRest[0]!.id);
+  });
+
   test("ListJobs pages newest first and filters by status", async () => {
     const ids = [];
     for (let i = 0; i < 3; i++) {

@@ -160,6 +160,8 @@ export function httpRoutes(o: HttpRoutesOptions): Handler {
         } catch (err) {
           throw new ConnectError(`request body: ${(err as Error).message}`, Code.InvalidArgument);
         }
+        const header = req.headers["idempotency-key"];
+        if (typeof header === "string" && header && !spec.idempotencyKey) spec.idempotencyKey = header;
         const job = await o.api.submit(await auth(req), spec);
         sendJson(res, 201, toJson(JobSchema, job));
         return true;

@@ -19,6 +19,8 @@ export function jobRoutes(api: JobApi, nc: NatsConnection) {
   return (router: ConnectRouter) =>
     router.service(JobService, {
       async submitJob(req, ctx) {
+        const header = ctx.requestHeader.get("idempotency-key");
+        if (req.spec && header && !req.spec.idempotencyKey) req.spec.idempotencyKey = header;
         return { job: await api.submit(callerOf(ctx), req.spec) };
       },
       async getJob(req, ctx) {
