@@ -178,8 +178,10 @@ test("a host that fails mid-job: the job completes on another instance, once; th
 
 test("idle instances are destroyed; nothing is left running at Vast", async () => {
   const liveAtFake = () => fake.instanceIds().map((id) => fake.instance(id)!).filter((i) => i && i.actual_status !== "exited");
+  const liveRecords = () => db.collection("instances").countDocuments({ state: { $in: ["PROVISIONING", "READY", "RELEASING"] } });
   try {
-    await until("no live instance at the fake", async () => liveAtFake().length === 0, 60_000);
+    // The record is closed just after the provider confirms the destroy: wait for both.
+    await until("no live instance at the fake nor in our records", async () => liveAtFake().length === 0 && (await liveRecords()) === 0, 60_000);
   } catch (err) {
     const records = await db.collection("instances").find({}, { projection: { token: 0 } }).toArray();
     const view = liveAtFake().map((i) => ({ id: i.id, label: i.label, status: i.actual_status, intended: i.intended_status }));

@@ -111,6 +111,8 @@ export class Scheduler {
   #stopped = false;
   /** After a lease for a wish failed (no offer, provider error), no new lease for it until then. */
   readonly #leaseBackoff = new Map<string, number>();
+  /** Instance records this replica took over from replicas it found dead (an operator metric; tests check it). */
+  adoptedCount = 0;
   /** What the fleet has learned per GPU type (boot time, speed), for choosing offers. */
   knowledge: FleetKnowledge = emptyKnowledge();
 
@@ -255,6 +257,7 @@ export class Scheduler {
         { returnDocument: "after" },
       );
       if (!taken) continue;
+      this.adoptedCount++;
       if (!taken.providerInstanceId) {
         // Its scheduler stopped during the provider's create: the instance exists only if it carries the label.
         const made = (await this.#o.provider.list()).find((i) => i.instanceId === taken._id);
