@@ -91,9 +91,4 @@ export function createGrpcClient<S extends DescService>(
   return out as GrpcClient<S>;
 }
 
-/** True when err is a grpc-js status error with the given code. */
-export function isGrpcStatus(err: unknown, code: grpc.status): boolean {
-  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
-}
-
 export { grpc };

@@ -120,23 +120,3 @@ export const OUTPUTS_BUCKET = "outputs";
 
 /** GridFS chunk size of outputs: also what a live download can lag behind the encoder, at most. */
 export const OUTPUT_CHUNK_BYTES = 256 * 1024;
-
-// The job state machine: which statuses a job may move to from each status.
-const transitions: Record<JobStatusName, readonly JobStatusName[]> = {
-  QUEUED: ["PROVISIONING", "RUNNING", "CANCELED", "FAILED"],
-  PROVISIONING: ["QUEUED", "RUNNING", "CANCELED", "FAILED"],
-  // RUNNING -> QUEUED is a retry after the worker was lost.
-  RUNNING: ["QUEUED", "SUCCEEDED", "FAILED", "CANCELED"],
-  SUCCEEDED: [],
-  FAILED: [],
-  CANCELED: [],
-};
-
-export function canTransition(from: JobStatusName, to: JobStatusName): boolean {
-  return transitions[from].includes(to);
-}
-
-/** The statuses from which a job may move to `to` (for atomic conditional updates). */
-export function statusesLeadingTo(to: JobStatusName): JobStatusName[] {
-  return (Object.keys(transitions) as JobStatusName[]).filter((from) => canTransition(from, to));
-}

@@ -131,7 +131,7 @@ function assertStreamed(r: CollectedRender): Buffer {
 }
 
 test("start-up without FRAMEFLEET_RENDER_TOKEN fails with a message naming the variable", async () => {
-  // Spawned directly: startService's ready timer outlives an early exit and would hold the test run open.
+  // Spawned directly: the test needs the exit code and output of a process that never gets ready.
   const env: NodeJS.ProcessEnv = { ...process.env, FRAMEFLEET_RENDER_ADDR: `127.0.0.1:${await freePort()}` };
   delete env.FRAMEFLEET_RENDER_TOKEN;
   const res = await run(process.execPath, [path.join(import.meta.dirname, "main.ts")], { env }).then(

@@ -1,5 +1,9 @@
-// The scheduler's writes to the jobs collection. Every write after a claim is fenced by the attempt number, so a
-// replica that lost its lease can no longer change the job.
+// The scheduler's writes to the jobs collection: the job state machine. Each method is one transition, made by a
+// conditional update on the status it starts from, so concurrent writers cannot both win:
+//   QUEUED -> PROVISIONING -> RUNNING (claim) -> SUCCEEDED | FAILED | CANCELED, RUNNING -> QUEUED (worker lost),
+//   QUEUED | PROVISIONING -> FAILED (unplaceable); the gateway cancels waiting jobs the same way.
+// Every write after a claim is also fenced by the attempt number, so a replica that lost its lease can no longer
+// change the job.
 import type { Collection, Db } from "mongodb";
 import { jobsCollection, waitingStatuses, type JobDoc, type JobOutputDoc } from "@framefleet/common";
 
@@ -80,6 +84,15 @@ export class JobStore {
     return this.jobs.findOneAndUpdate(
       { _id: jobId, attempt, status: "RUNNING" },
       { $set: { status, error, endedAt: now, updatedAt: now }, $unset: { lease: "" } },
+      { returnDocument: "after" },
+    );
+  }
+
+  /** Fails a job that has not started (e.g. no instance can ever meet its placement). */
+  async failWaiting(jobId: string, error: { code: string; message: string }, now: Date): Promise<JobDoc | null> {
+    return this.jobs.findOneAndUpdate(
+      { _id: jobId, status: { $in: [...waitingStatuses] } },
+      { $set: { status: "FAILED", error, endedAt: now, updatedAt: now } },
       { returnDocument: "after" },
     );
   }

@@ -306,12 +306,7 @@ export class Scheduler {
   }
 
   async #failUnplaceable(job: JobDoc, why: string): Promise<void> {
-    const now = this.#now();
-    const done = await this.jobs.jobs.findOneAndUpdate(
-      { _id: job._id, status: { $in: ["QUEUED", "PROVISIONING"] } },
-      { $set: { status: "FAILED", error: { code: "unplaceable", message: why }, endedAt: now, updatedAt: now } },
-      { returnDocument: "after" },
-    );
+    const done = await this.jobs.failWaiting(job._id, { code: "unplaceable", message: why }, this.#now());
     if (done) {
       this.#log.info({ jobId: job._id, why }, "job cannot be placed");
       await publishJobStatus(this.#o.publisher, this.jobs.jobs, done, why);
