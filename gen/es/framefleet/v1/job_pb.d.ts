@@ -70,7 +70,7 @@ export declare type JobSpec = Message<"framefleet.v1.JobSpec"> & {
   idempotencyKey: string;
 
   /**
-   * Receives signed job events (Standard Webhooks format).
+   * Receives signed job events (Standard Webhooks format); empty uses the account's default webhook, if any.
    *
    * @generated from field: string webhook_url = 13;
    */
@@ -82,6 +82,13 @@ export declare type JobSpec = Message<"framefleet.v1.JobSpec"> & {
    * @generated from field: map<string, string> metadata = 14;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * Which events reach webhook_url; empty means started, completed, failed and canceled (not progress).
+   *
+   * @generated from field: repeated framefleet.v1.WebhookEventType webhook_events = 15;
+   */
+  webhookEvents: WebhookEventType[];
 };
 
 /**
@@ -712,6 +719,52 @@ export declare type JobCost = Message<"framefleet.v1.JobCost"> & {
  * Use `create(JobCostSchema)` to create a new message.
  */
 export declare const JobCostSchema: GenMessage<JobCost>;
+
+/**
+ * Events a webhook can receive. In deliveries the type is named "job.started", "job.progress", and so on.
+ *
+ * @generated from enum framefleet.v1.WebhookEventType
+ */
+export enum WebhookEventType {
+  /**
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The job started running on a worker (also after a retry).
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_STARTED = 1;
+   */
+  STARTED = 1,
+
+  /**
+   * Render progress (at most one a second per job).
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_PROGRESS = 2;
+   */
+  PROGRESS = 2,
+
+  /**
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_COMPLETED = 3;
+   */
+  COMPLETED = 3,
+
+  /**
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_FAILED = 4;
+   */
+  FAILED = 4,
+
+  /**
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_CANCELED = 5;
+   */
+  CANCELED = 5,
+}
+
+/**
+ * Describes the enum framefleet.v1.WebhookEventType.
+ */
+export declare const WebhookEventTypeSchema: GenEnum<WebhookEventType>;
 
 /**
  * @generated from enum framefleet.v1.SubtitlePosition

@@ -314,6 +314,334 @@ export declare type DownloadOutputResponse = Message<"framefleet.v1.DownloadOutp
 export declare const DownloadOutputResponseSchema: GenMessage<DownloadOutputResponse>;
 
 /**
+ * @generated from message framefleet.v1.UploadAssetRequest
+ */
+export declare type UploadAssetRequest = Message<"framefleet.v1.UploadAssetRequest"> & {
+  /**
+   * @generated from oneof framefleet.v1.UploadAssetRequest.part
+   */
+  part: {
+    /**
+     * @generated from field: framefleet.v1.AssetHeader header = 1;
+     */
+    value: AssetHeader;
+    case: "header";
+  } | {
+    /**
+     * Up to 1 MiB per message.
+     *
+     * @generated from field: bytes data = 2;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message framefleet.v1.UploadAssetRequest.
+ * Use `create(UploadAssetRequestSchema)` to create a new message.
+ */
+export declare const UploadAssetRequestSchema: GenMessage<UploadAssetRequest>;
+
+/**
+ * @generated from message framefleet.v1.AssetHeader
+ */
+export declare type AssetHeader = Message<"framefleet.v1.AssetHeader"> & {
+  /**
+   * @generated from field: string file_name = 1;
+   */
+  fileName: string;
+
+  /**
+   * Empty: guessed from the file name.
+   *
+   * @generated from field: string content_type = 2;
+   */
+  contentType: string;
+
+  /**
+   * When set, the upload fails unless exactly this many bytes arrive.
+   *
+   * @generated from field: uint64 size_bytes = 3;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * When set (hex), the upload fails unless the bytes have this digest.
+   *
+   * @generated from field: string sha256 = 4;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message framefleet.v1.AssetHeader.
+ * Use `create(AssetHeaderSchema)` to create a new message.
+ */
+export declare const AssetHeaderSchema: GenMessage<AssetHeader>;
+
+/**
+ * @generated from message framefleet.v1.UploadAssetResponse
+ */
+export declare type UploadAssetResponse = Message<"framefleet.v1.UploadAssetResponse"> & {
+  /**
+   * @generated from field: framefleet.v1.Asset asset = 1;
+   */
+  asset?: Asset | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.UploadAssetResponse.
+ * Use `create(UploadAssetResponseSchema)` to create a new message.
+ */
+export declare const UploadAssetResponseSchema: GenMessage<UploadAssetResponse>;
+
+/**
+ * An uploaded input file. Workers fetch it through a short-lived signed URL made at dispatch.
+ *
+ * @generated from message framefleet.v1.Asset
+ */
+export declare type Asset = Message<"framefleet.v1.Asset"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * "asset://<id>": put it in any *_url field of a task.
+   *
+   * @generated from field: string uri = 2;
+   */
+  uri: string;
+
+  /**
+   * @generated from field: string file_name = 3;
+   */
+  fileName: string;
+
+  /**
+   * @generated from field: string content_type = 4;
+   */
+  contentType: string;
+
+  /**
+   * @generated from field: uint64 size_bytes = 5;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * @generated from field: string sha256 = 6;
+   */
+  sha256: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Deleted after this (the retention); a job that refers to it must be submitted before.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 8;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.Asset.
+ * Use `create(AssetSchema)` to create a new message.
+ */
+export declare const AssetSchema: GenMessage<Asset>;
+
+/**
+ * @generated from message framefleet.v1.GetAssetRequest
+ */
+export declare type GetAssetRequest = Message<"framefleet.v1.GetAssetRequest"> & {
+  /**
+   * @generated from field: string asset_id = 1;
+   */
+  assetId: string;
+};
+
+/**
+ * Describes the message framefleet.v1.GetAssetRequest.
+ * Use `create(GetAssetRequestSchema)` to create a new message.
+ */
+export declare const GetAssetRequestSchema: GenMessage<GetAssetRequest>;
+
+/**
+ * @generated from message framefleet.v1.GetAssetResponse
+ */
+export declare type GetAssetResponse = Message<"framefleet.v1.GetAssetResponse"> & {
+  /**
+   * @generated from field: framefleet.v1.Asset asset = 1;
+   */
+  asset?: Asset | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.GetAssetResponse.
+ * Use `create(GetAssetResponseSchema)` to create a new message.
+ */
+export declare const GetAssetResponseSchema: GenMessage<GetAssetResponse>;
+
+/**
+ * @generated from message framefleet.v1.ListWebhookDeliveriesRequest
+ */
+export declare type ListWebhookDeliveriesRequest = Message<"framefleet.v1.ListWebhookDeliveriesRequest"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+};
+
+/**
+ * Describes the message framefleet.v1.ListWebhookDeliveriesRequest.
+ * Use `create(ListWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export declare const ListWebhookDeliveriesRequestSchema: GenMessage<ListWebhookDeliveriesRequest>;
+
+/**
+ * @generated from message framefleet.v1.ListWebhookDeliveriesResponse
+ */
+export declare type ListWebhookDeliveriesResponse = Message<"framefleet.v1.ListWebhookDeliveriesResponse"> & {
+  /**
+   * @generated from field: repeated framefleet.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+};
+
+/**
+ * Describes the message framefleet.v1.ListWebhookDeliveriesResponse.
+ * Use `create(ListWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export declare const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveriesResponse>;
+
+/**
+ * @generated from message framefleet.v1.ResendWebhookRequest
+ */
+export declare type ResendWebhookRequest = Message<"framefleet.v1.ResendWebhookRequest"> & {
+  /**
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+};
+
+/**
+ * Describes the message framefleet.v1.ResendWebhookRequest.
+ * Use `create(ResendWebhookRequestSchema)` to create a new message.
+ */
+export declare const ResendWebhookRequestSchema: GenMessage<ResendWebhookRequest>;
+
+/**
+ * @generated from message framefleet.v1.ResendWebhookResponse
+ */
+export declare type ResendWebhookResponse = Message<"framefleet.v1.ResendWebhookResponse"> & {
+  /**
+   * @generated from field: framefleet.v1.WebhookDelivery delivery = 1;
+   */
+  delivery?: WebhookDelivery | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.ResendWebhookResponse.
+ * Use `create(ResendWebhookResponseSchema)` to create a new message.
+ */
+export declare const ResendWebhookResponseSchema: GenMessage<ResendWebhookResponse>;
+
+/**
+ * One event sent (or being sent) to one webhook URL.
+ *
+ * @generated from message framefleet.v1.WebhookDelivery
+ */
+export declare type WebhookDelivery = Message<"framefleet.v1.WebhookDelivery"> & {
+  /**
+   * Also the webhook-id header: the same on every attempt, so receivers can deduplicate.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string job_id = 2;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: string url = 3;
+   */
+  url: string;
+
+  /**
+   * "job.started", "job.progress", "job.completed", "job.failed" or "job.canceled".
+   *
+   * @generated from field: string event_type = 4;
+   */
+  eventType: string;
+
+  /**
+   * @generated from field: framefleet.v1.WebhookDeliveryState state = 5;
+   */
+  state: WebhookDeliveryState;
+
+  /**
+   * @generated from field: repeated framefleet.v1.WebhookAttempt attempts = 6;
+   */
+  attempts: WebhookAttempt[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When the next retry is due (PENDING only).
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_time = 8;
+   */
+  nextAttemptTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.WebhookDelivery.
+ * Use `create(WebhookDeliverySchema)` to create a new message.
+ */
+export declare const WebhookDeliverySchema: GenMessage<WebhookDelivery>;
+
+/**
+ * @generated from message framefleet.v1.WebhookAttempt
+ */
+export declare type WebhookAttempt = Message<"framefleet.v1.WebhookAttempt"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * 0 when no HTTP answer came.
+   *
+   * @generated from field: uint32 http_status = 2;
+   */
+  httpStatus: number;
+
+  /**
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * @generated from field: uint32 duration_ms = 4;
+   */
+  durationMs: number;
+};
+
+/**
+ * Describes the message framefleet.v1.WebhookAttempt.
+ * Use `create(WebhookAttemptSchema)` to create a new message.
+ */
+export declare const WebhookAttemptSchema: GenMessage<WebhookAttempt>;
+
+/**
  * @generated from enum framefleet.v1.JobEventType
  */
 export enum JobEventType {
@@ -337,6 +665,38 @@ export enum JobEventType {
  * Describes the enum framefleet.v1.JobEventType.
  */
 export declare const JobEventTypeSchema: GenEnum<JobEventType>;
+
+/**
+ * @generated from enum framefleet.v1.WebhookDeliveryState
+ */
+export enum WebhookDeliveryState {
+  /**
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_DELIVERED = 2;
+   */
+  DELIVERED = 2,
+
+  /**
+   * Retries ran out (after about a day), or the URL was refused (e.g. a private address).
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum framefleet.v1.WebhookDeliveryState.
+ */
+export declare const WebhookDeliveryStateSchema: GenEnum<WebhookDeliveryState>;
 
 /**
  * The public API, served by the gateway over Connect, gRPC, gRPC-Web and JSON.
@@ -395,6 +755,45 @@ export declare const JobService: GenService<{
     methodKind: "server_streaming";
     input: typeof DownloadOutputRequestSchema;
     output: typeof DownloadOutputResponseSchema;
+  },
+  /**
+   * Uploads an input file (first message: the header, then data): its uri can stand wherever a task takes a URL.
+   * Client streaming needs HTTP/2 (gRPC, or Connect over h2); HTTP/1.1 callers use PUT /v1/assets/{file_name}.
+   *
+   * @generated from rpc framefleet.v1.JobService.UploadAsset
+   */
+  uploadAsset: {
+    methodKind: "client_streaming";
+    input: typeof UploadAssetRequestSchema;
+    output: typeof UploadAssetResponseSchema;
+  },
+  /**
+   * @generated from rpc framefleet.v1.JobService.GetAsset
+   */
+  getAsset: {
+    methodKind: "unary";
+    input: typeof GetAssetRequestSchema;
+    output: typeof GetAssetResponseSchema;
+  },
+  /**
+   * Webhook deliveries of one job, newest first, each with its attempts.
+   *
+   * @generated from rpc framefleet.v1.JobService.ListWebhookDeliveries
+   */
+  listWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListWebhookDeliveriesRequestSchema;
+    output: typeof ListWebhookDeliveriesResponseSchema;
+  },
+  /**
+   * Sends a delivery again now (same webhook-id, new timestamp and signature), whatever its state.
+   *
+   * @generated from rpc framefleet.v1.JobService.ResendWebhook
+   */
+  resendWebhook: {
+    methodKind: "unary";
+    input: typeof ResendWebhookRequestSchema;
+    output: typeof ResendWebhookResponseSchema;
   },
 }>;
 
