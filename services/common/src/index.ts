@@ -10,5 +10,6 @@ export * from "./logger.ts";
 export * from "./mongo.ts";
 export * from "./safe-fetch.ts";
 export * from "./server.ts";
+export * from "./signed-url.ts";
 export * from "./tls.ts";
 export * from "./lifecycle.ts";

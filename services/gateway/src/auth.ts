@@ -3,7 +3,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { createContextKey, ConnectError, Code, type Interceptor } from "@connectrpc/connect";
 import type { Collection, Db } from "mongodb";
 
-export type Role = "admin" | "submit" | "read";
+/** submit: jobs of its account; read: read only; admin: its account, keys included; operator: admin of every account. */
+export type Role = "operator" | "admin" | "submit" | "read";
 
 export interface Caller {
   accountId: string;
@@ -77,4 +78,17 @@ export function requireRole(caller: Caller, allowed: Role[]): void {
   if (!allowed.includes(caller.role)) {
     throw new ConnectError(`this API key's role "${caller.role}" may not do this`, Code.PermissionDenied);
   }
+}
+
+/**
+ * The account an administrative call acts on: the caller's own (admin or operator) when `requested` is empty or
+ * the caller's, any account for an operator. Anything else is PermissionDenied.
+ */
+export function adminAccount(caller: Caller, requested: string | undefined): string {
+  requireRole(caller, ["admin", "operator"]);
+  if (!requested || requested === caller.accountId) return caller.accountId;
+  if (caller.role !== "operator") {
+    throw new ConnectError(`account_id: only an operator key may act on another account ("${requested}")`, Code.PermissionDenied);
+  }
+  return requested;
 }

@@ -35,8 +35,8 @@ async function main() {
   const keys = new ApiKeys(db);
   const bootstrapKey = envOptional("FRAMEFLEET_BOOTSTRAP_API_KEY");
   if (bootstrapKey) {
-    const k = await keys.register(bootstrapKey, envString("FRAMEFLEET_BOOTSTRAP_ACCOUNT", "default"), "bootstrap", "admin", new Date());
-    log.info({ keyId: k.keyId, accountId: k.accountId }, "bootstrap API key registered");
+    const k = await keys.register(bootstrapKey, envString("FRAMEFLEET_BOOTSTRAP_ACCOUNT", "default"), "bootstrap", "operator", new Date());
+    log.info({ keyId: k.keyId, accountId: k.accountId, role: k.role }, "bootstrap API key registered");
   }
   const api = new JobApi({
     db,
