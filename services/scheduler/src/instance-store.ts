@@ -13,6 +13,8 @@ export interface InstanceDoc {
   gpuCount: number;
   vramMb?: number;
   pricePerHourMicros: number;
+  /** The physical machine (from the provider), for learning which hosts fail. */
+  hostId?: string;
   /** The placement wish it was leased for. */
   wish?: PlacementWish;
   /** gpu-render's TLS certificate for this lease (its key went only to the instance) and its pinned fingerprint. */

@@ -179,3 +179,44 @@ test("a replica busy in a slow provider call is not taken for dead: its instance
     await Promise.all([slowA.stop(), fastB.stop()]);
   }
 });
+
+test("an instance that dies while booting marks its host to be avoided", async () => {
+  // The provider reports the machine each instance is on; this one's instances exit before they boot.
+  const destroyed: string[] = [];
+  const failing: Provider = {
+    name: "failing-host",
+    shared: false,
+    jobsPerInstance: 1,
+    unsatisfiable: () => undefined,
+    create: async (req) => ({ providerInstanceId: `p-${req.instanceId}`, state: "loading", gpuName: "RTX 4090", gpuCount: 1, pricePerHourMicros: 1, instanceId: req.instanceId, hostId: "machine-7" }),
+    describe: async (id) => ({ providerInstanceId: id, state: "exited", gpuName: "RTX 4090", gpuCount: 1, pricePerHourMicros: 1, hostId: "machine-7" }),
+    destroy: async (id) => void destroyed.push(id),
+    list: async () => [],
+    close: async () => {},
+  };
+  const s = new Scheduler({
+    db,
+    provider: failing,
+    publisher: new EventPublisher(nc, "hostfail"),
+    log,
+    owner: newId("hostfail"),
+    tickMs: 200,
+    leaseMs: 10_000,
+    reconcileMs: 60_000,
+    policy: { maxInstances: 1, minWarm: 0, idleTimeoutMs: 60_000, bootTimeoutMs: 60_000, jobsPerInstance: 1 },
+  });
+  const before = Date.now();
+  await submit();
+  await s.start();
+  try {
+    await waitFor("the instance to fail", async () => destroyed.length > 0, 20_000);
+    await waitFor("the host to be learnt", async () => s.knowledge.avoidUntil["machine-7"], 5_000);
+    assert.ok(s.knowledge.avoidUntil["machine-7"]! > before, "avoided from now on");
+    assert.equal(s.knowledge.hostFailures["machine-7"], 1);
+    const inst = await db.collection("instances").findOne({ providerInstanceId: destroyed[0] });
+    assert.equal(inst?.hostId, "machine-7");
+    assert.equal(inst?.state, "FAILED");
+  } finally {
+    await s.stop();
+  }
+});

@@ -30,6 +30,7 @@ import { reconcile } from "./reconcile.ts";
 import {
   emptyKnowledge,
   learnBoot,
+  learnHostFailure,
   learnSpeed,
   rankOffers,
   type FleetKnowledge,
@@ -411,6 +412,7 @@ export class Scheduler {
       gpuCount: created.gpuCount,
       pricePerHourMicros: created.pricePerHourMicros,
       ...(created.vramMb !== undefined ? { vramMb: created.vramMb } : {}),
+      ...(created.hostId !== undefined ? { hostId: created.hostId } : {}),
     };
     Object.assign(doc, attributes);
     await this.instances.update(id, attributes);
@@ -474,6 +476,11 @@ export class Scheduler {
       // Left RELEASING: the next start-up (and the reconciler) retries the destroy.
       this.#log.error({ instanceId, err: String(err) }, "destroying instance failed");
       return;
+    }
+    // A lease that ended in failure (never booted, exited, stopped answering) marks its host to be avoided for a while.
+    if (finalState === "FAILED" && live.doc.hostId) {
+      this.knowledge = learnHostFailure(this.knowledge, live.doc.hostId, this.#o.clock());
+      this.#log.warn({ instanceId, hostId: live.doc.hostId, reason }, "host failed; avoiding it for a while");
     }
     Object.assign(live.doc, { state: finalState, releasedAt: this.#now(), releaseReason: reason });
     await this.instances.update(instanceId, { state: finalState, releasedAt: live.doc.releasedAt, releaseReason: reason });

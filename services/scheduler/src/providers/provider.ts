@@ -41,6 +41,8 @@ export interface ProviderInstance {
   pricePerHourMicros: number;
   /** Our instance id, from the label set at creation. */
   instanceId?: string;
+  /** The physical machine, where the provider says: failures are learnt per host (placement.ts). */
+  hostId?: string;
 }
 
 export interface Provider {

@@ -105,6 +105,9 @@ test("create → loading → running with a real gpu-render that answers GetCapa
   }, 30_000, "instance a running");
   assert.match(runA.address!, /^127\.0\.0\.1:\d+$/);
   assert.equal(runA.instanceId, "inst_a");
+  assert.ok(a.hostId, "the machine is known from the offer");
+  assert.equal(runA.hostId, a.hostId, "and from the instance: the same machine");
+  assert.notEqual(b.hostId, a.hostId);
   assert.equal(runA.pricePerHourMicros, a.pricePerHourMicros, "the instance's dph_total agrees with the offer price");
   assert.equal(Number(runA.address!.split(":")[1]), Number((fake.instance(Number(a.providerInstanceId))!.ports as any)["7070/tcp"][0].HostPort));
 

@@ -90,6 +90,11 @@ export interface VastCandidate {
   bid: number | null;
 }
 
+/** The physical machine an offer is on (`machine_id`; `host_id`, the operator of many machines, only when it is missing). */
+export function offerHostId(o: VastOffer): string {
+  return String(o.machine_id ?? o.host_id ?? o.id);
+}
+
 /**
  * The policy's view of a candidate (placement.ts). `hostId` is the physical machine (`machine_id`; `host_id`, the
  * operator of many machines, only when it is missing): a failing machine is what the policy should avoid.
@@ -102,7 +107,7 @@ export function offerView(c: VastCandidate): OfferView {
     vramMb: c.offer.gpu_ram,
     pricePerHourMicros: c.pricePerHourMicros,
     reliability: c.offer.reliability ?? 0,
-    hostId: String(c.offer.machine_id ?? c.offer.host_id ?? c.offer.id),
+    hostId: offerHostId(c.offer),
     interruptible: c.bid !== null,
   };
 }
@@ -337,6 +342,7 @@ export class VastProvider implements Provider {
       vramMb: offer.gpu_ram,
       pricePerHourMicros: price,
       instanceId: req.instanceId,
+      hostId: offerHostId(offer),
     };
   }
 
@@ -384,6 +390,7 @@ export class VastProvider implements Provider {
       gpuName: i.gpu_name,
       gpuCount: i.num_gpus,
       pricePerHourMicros: instancePricePerHourMicros(i) ?? this.#prices.get(id) ?? 0,
+      ...(i.machine_id !== null ? { hostId: String(i.machine_id) } : {}),
       ...(label.startsWith(this.#labelPrefix) ? { instanceId: label.slice(this.#labelPrefix.length) } : {}),
     };
   }
