@@ -54,6 +54,9 @@ async function main() {
     FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${await freePort()}`,
     FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gatewayPort}`,
     FRAMEFLEET_BOOTSTRAP_API_KEY: apiKey,
+    // Uploaded assets: the scheduler signs workers' URLs to the gateway's content route with this shared key.
+    FRAMEFLEET_URL_SIGNING_KEY: process.env.FRAMEFLEET_URL_SIGNING_KEY ?? randomBytes(32).toString("base64url"),
+    FRAMEFLEET_ASSET_BASE_URL: `http://127.0.0.1:${gatewayPort}`,
   };
   const services: ServiceProcess[] = [];
   for (const name of ["billing", "scheduler", "gateway"]) {

@@ -43,6 +43,8 @@ ensure_system_tools() {
   local missing=()
   command -v ffmpeg >/dev/null || missing+=(ffmpeg)
   command -v nats-server >/dev/null || [ -n "${NATS_URL:-}" ] || missing+=(nats-server)
+  # The browser end-to-end test drives a real Chromium (CHROMIUM_PATH names another one).
+  [ "${1:-}" != test ] || [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "missing: ${missing[*]}. On Debian/Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
@@ -55,7 +57,7 @@ ensure_database() {
 }
 
 ensure_node
-ensure_system_tools
+ensure_system_tools "${1:-}"
 ensure_deps
 ensure_database
 

@@ -1,6 +1,6 @@
 // The ledger: one entry per usage event, keyed by the event id, so a redelivered or replayed event changes nothing.
 import type { Collection, Db } from "mongodb";
-import { isDuplicateKey } from "@framefleet/common";
+import { isDuplicateKey, jobsCollection } from "@framefleet/common";
 import type { UsageRecorded } from "@framefleet/gen/framefleet/v1/events_pb";
 import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import { costMicros, customerRateMicros, type PricingConfig } from "./pricing.ts";
@@ -29,9 +29,11 @@ export interface LedgerEntry {
 export class Ledger {
   readonly entries: Collection<LedgerEntry>;
   readonly #pricing: PricingConfig;
+  readonly #jobs: ReturnType<typeof jobsCollection>;
 
   constructor(db: Db, pricing: PricingConfig) {
     this.entries = db.collection<LedgerEntry>("ledger");
+    this.#jobs = jobsCollection(db);
     this.#pricing = pricing;
   }
 
@@ -63,12 +65,26 @@ export class Ledger {
       chargeMicros: costMicros(u.seconds, customerRate),
       recordedAt: now,
     };
+    let fresh = true;
     try {
       await this.entries.insertOne(entry);
-      return true;
     } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
+      if (!isDuplicateKey(err)) throw err;
+      fresh = false;
     }
+    // Also on a duplicate: an earlier delivery may have stored the entry and failed before updating the job.
+    await this.updateJobCost(u.jobId);
+    return fresh;
+  }
+
+  /** Sets the job's cost to the sum of its entries: recomputed, not incremented, so redelivery changes nothing. */
+  async updateJobCost(jobId: string): Promise<{ amountMicros: number; gpuSeconds: number }> {
+    const entries = await this.entries.find({ jobId }, { projection: { chargeMicros: 1, seconds: 1 } }).toArray();
+    const cost = {
+      amountMicros: entries.reduce((sum, e) => sum + e.chargeMicros, 0),
+      gpuSeconds: entries.reduce((sum, e) => sum + e.seconds, 0),
+    };
+    await this.#jobs.updateOne({ _id: jobId }, { $set: { cost } });
+    return cost;
   }
 }

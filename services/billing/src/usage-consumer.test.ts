@@ -103,3 +103,14 @@ test("replaying the whole stream from the start leaves the ledger identical", as
   await consumeUntil(2);
   assert.deepEqual(await ledgerSnapshot(), before);
 });
+
+test("the job's cost is the sum of its ledger entries, unchanged by redelivery", async () => {
+  const jobs = client.db().collection<{ _id: string; cost?: { amountMicros: number; gpuSeconds: number } }>("jobs");
+  await jobs.insertOne({ _id: "job_c" });
+  await publish("usage.job_c.1", "job_c", 60, "t4");
+  await publish("usage.job_c.2", "job_c", 30, "t5"); // a second attempt of the same job
+  await publish("usage.job_c.1", "job_c", 60, "t6"); // and the first one again
+  await consumeUntil(4);
+  const job = await jobs.findOne({ _id: "job_c" });
+  assert.deepEqual(job?.cost, { amountMicros: 12_000 + 6_000, gpuSeconds: 90 });
+});

@@ -13,3 +13,4 @@ export * from "./server.ts";
 export * from "./signed-url.ts";
 export * from "./tls.ts";
 export * from "./lifecycle.ts";
+export * from "./storage/index.ts";

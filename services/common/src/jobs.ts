@@ -20,11 +20,15 @@ export interface JobOutputDoc {
   codec: string;
   encoder: string;
   contentType: string;
+  /** Set when the finished output is an S3 object (fileId then names the attempt's live GridFS copy, since dropped). */
+  blob?: { store: "s3"; key: string };
 }
 
 export interface JobDoc {
   _id: string;
   accountId: string;
+  /** The API key that submitted the job (its public id), for per-key budgets. */
+  keyId?: string;
   status: JobStatusName;
   progress: number;
   /** The JobSpec as protobuf binary: exact round trip, whatever fields the contract grows. */
@@ -51,6 +55,12 @@ export interface JobDoc {
   idempotencyKey?: string;
   lastEventSeq: number;
   cost?: { amountMicros: number; gpuSeconds: number };
+  /** Uploaded assets the spec refers to: kept while the job has not ended. */
+  assetIds?: string[];
+  /** When retention deleted the output's bytes (downloads then answer 410); set before the bytes go. */
+  outputExpiredAt?: Date;
+  /** When the bytes were actually deleted. */
+  outputPurgedAt?: Date;
 }
 
 export function jobsCollection(db: Db): Collection<JobDoc> {
@@ -61,6 +71,7 @@ export async function ensureJobIndexes(db: Db): Promise<void> {
   const jobs = jobsCollection(db);
   await jobs.createIndex({ status: 1, createdAt: 1 });
   await jobs.createIndex({ accountId: 1, createdAt: -1, _id: -1 });
+  await jobs.createIndex({ keyId: 1, createdAt: 1 });
 }
 
 export function encodeSpec(spec: JobSpec): Binary {

@@ -190,3 +190,46 @@ export async function fetchToFile(
     return { bytes, contentType: String(res.headers["content-type"] ?? "") };
   }
 }
+
+export interface PostAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+}
+
+/**
+ * POSTs a body to an untrusted URL (webhooks) with the same address checks. Redirects are not followed: the 3xx is
+ * the answer. The response body is not read.
+ */
+export async function postToUntrustedUrl(
+  rawUrl: string,
+  body: string,
+  headers: Record<string, string>,
+  field: string,
+  limits: Omit<FetchLimits, "maxBytes" | "maxRedirects">,
+): Promise<PostAnswer> {
+  const timeout = AbortSignal.timeout(limits.timeoutMs);
+  const signal = limits.signal ? AbortSignal.any([timeout, limits.signal]) : timeout;
+  const u = parseHttpUrl(rawUrl, field);
+  const isBlocked = blockedBy({ ...limits, maxBytes: 0 });
+  checkLiteralHost(u, field, isBlocked);
+  const payload = Buffer.from(body);
+  const mod = u.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(u, {
+      method: "POST",
+      lookup: guardedLookup(field, isBlocked),
+      signal,
+      headers: { "user-agent": "framefleet/1", "content-length": String(payload.length), ...headers },
+    });
+    req.once("response", (res) => {
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+      res.destroy();
+    });
+    req.once("error", (err) => {
+      if (err instanceof FetchError) return reject(err);
+      if (signal.aborted) return reject(new FetchError("timeout", `${field}: no answer within ${limits.timeoutMs} ms`));
+      reject(new FetchError("input_unreachable", `${field}: ${u.host} did not answer (${(err as NodeJS.ErrnoException).code ?? err.message})`));
+    });
+    req.end(payload);
+  });
+}

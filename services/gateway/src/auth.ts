@@ -10,6 +10,8 @@ export interface Caller {
   accountId: string;
   keyId: string;
   role: Role;
+  /** Most this key's jobs may cost per UTC month, micro-dollars; 0 or absent: no limit. */
+  monthlyBudgetMicros?: number;
 }
 
 export interface ApiKeyDoc {
@@ -22,7 +24,14 @@ export interface ApiKeyDoc {
   role: Role;
   createdAt: Date;
   revokedAt?: Date;
+  /** Micro-dollars per UTC month; 0 or absent: no limit. */
+  monthlyBudgetMicros?: number;
+  /** Updated at most once a minute (LAST_USED_RESOLUTION_MS), not on every request. */
+  lastUsedAt?: Date;
 }
+
+/** How stale last_used may be: one write per key per this interval at most. */
+export const LAST_USED_RESOLUTION_MS = 60_000;
 
 export function hashKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
@@ -38,16 +47,43 @@ export const callerKey = createContextKey<Caller | undefined>(undefined, { descr
 export class ApiKeys {
   readonly keys: Collection<ApiKeyDoc>;
 
-  constructor(db: Db) {
+  /** When each key's last_used was last written by this process (keyed by hash). */
+  private readonly lastUsedWritten = new Map<string, number>();
+  private readonly clock: () => Date;
+
+  constructor(db: Db, clock: () => Date = () => new Date()) {
     this.keys = db.collection<ApiKeyDoc>("api_keys");
+    this.clock = clock;
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.keys.createIndex({ keyId: 1 }, { unique: true });
+    await this.keys.createIndex({ accountId: 1, createdAt: 1 });
   }
 
   /** Registers a key (idempotent: the same key registers once). */
-  async register(key: string, accountId: string, name: string, role: Role, now: Date): Promise<ApiKeyDoc> {
+  async register(key: string, accountId: string, name: string, role: Role, now: Date, monthlyBudgetMicros = 0): Promise<ApiKeyDoc> {
     const _id = hashKey(key);
     const doc: ApiKeyDoc = { _id, keyId: `key_${_id.slice(0, 12)}`, accountId, name, role, createdAt: now };
+    if (monthlyBudgetMicros > 0) doc.monthlyBudgetMicros = monthlyBudgetMicros;
     await this.keys.updateOne({ _id }, { $setOnInsert: doc }, { upsert: true });
     return (await this.keys.findOne({ _id }))!;
+  }
+
+  /** An account's keys, oldest first. */
+  async list(accountId: string, includeRevoked: boolean): Promise<ApiKeyDoc[]> {
+    const filter = includeRevoked ? { accountId } : { accountId, revokedAt: { $exists: false } };
+    return this.keys.find(filter).sort({ createdAt: 1, keyId: 1 }).toArray();
+  }
+
+  async byKeyId(keyId: string): Promise<ApiKeyDoc | null> {
+    return this.keys.findOne({ keyId });
+  }
+
+  /** Revokes a key (idempotent: the first revocation time stays). authenticate reads the database, so it is immediate. */
+  async revoke(hash: string, now: Date): Promise<ApiKeyDoc> {
+    await this.keys.updateOne({ _id: hash, revokedAt: { $exists: false } }, { $set: { revokedAt: now } });
+    return (await this.keys.findOne({ _id: hash }))!;
   }
 
   /** The caller for an Authorization header value ("Bearer <key>"), or undefined. */
@@ -56,8 +92,29 @@ export class ApiKeys {
     if (!m) return undefined;
     const doc = await this.keys.findOne({ _id: hashKey(m[1]!) });
     if (!doc || doc.revokedAt) return undefined;
-    return { accountId: doc.accountId, keyId: doc.keyId, role: doc.role };
+    this.touch(doc);
+    const caller: Caller = { accountId: doc.accountId, keyId: doc.keyId, role: doc.role };
+    if (doc.monthlyBudgetMicros) caller.monthlyBudgetMicros = doc.monthlyBudgetMicros;
+    return caller;
   }
+
+  /** Records use without a write per request: only when the stored time is older than the resolution. */
+  private touch(doc: ApiKeyDoc): void {
+    const now = this.clock();
+    const stored = Math.max(doc.lastUsedAt?.getTime() ?? 0, this.lastUsedWritten.get(doc._id) ?? 0);
+    if (!shouldRecordUse(stored, now.getTime())) return;
+    this.lastUsedWritten.set(doc._id, now.getTime());
+    if (this.lastUsedWritten.size > 10_000) this.lastUsedWritten.clear();
+    // Not awaited: a slow write must not slow the request; a lost one is caught up by the next request.
+    this.keys
+      .updateOne({ _id: doc._id, $or: [{ lastUsedAt: { $exists: false } }, { lastUsedAt: { $lt: new Date(now.getTime() - LAST_USED_RESOLUTION_MS) } }] }, { $set: { lastUsedAt: now } })
+      .catch(() => this.lastUsedWritten.delete(doc._id));
+  }
+}
+
+/** Whether last_used (ms, 0 = never) is stale enough at `now` to be written again. */
+export function shouldRecordUse(lastUsedMs: number, nowMs: number): boolean {
+  return lastUsedMs === 0 || nowMs - lastUsedMs >= LAST_USED_RESOLUTION_MS;
 }
 
 export const unauthenticated = () =>

@@ -11,6 +11,9 @@ import { unauthenticated, type ApiKeys, type Caller } from "./auth.ts";
 import type { JobApi } from "./job-api.ts";
 import { enforceRateLimit, type RateLimiter } from "./rate-limit.ts";
 import { applyCors, type CorsOptions } from "./cors.ts";
+import { compatRoutes, type CompatConfig } from "./compat-routes.ts";
+import { currentRequestId } from "./request-id.ts";
+import type { StorageRoutes } from "./storage-routes.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 // HTTP/2 compatibility responses accept the same calls used here; one type keeps the code simple.
@@ -27,6 +30,10 @@ export interface HttpRoutesOptions {
   ready(): Promise<boolean>;
   /** Everything else (the Connect/gRPC handler). */
   next: Handler;
+  /** Assets and output URLs (storage-routes.ts). */
+  storage?: StorageRoutes;
+  /** The earlier REST APIs' routes and signed output URLs (compat-routes.ts). */
+  compat: CompatConfig;
 }
 
 const MAX_JSON_BODY = 4 * 1024 * 1024;
@@ -43,7 +50,8 @@ function sendError(res: Res, err: unknown, log: Logger): void {
   const message = ce.code === Code.Internal ? "internal error" : ce.rawMessage;
   const headers: Record<string, string> = {};
   ce.metadata.forEach((v, k) => (headers[k] = v));
-  sendJson(res, codeToHttpStatus(ce.code), { code: codeToString(ce.code), message }, headers);
+  const requestId = currentRequestId();
+  sendJson(res, codeToHttpStatus(ce.code), { code: codeToString(ce.code), message, ...(requestId ? { request_id: requestId } : {}) }, headers);
 }
 
 async function readJson(req: Req): Promise<JsonValue> {
@@ -82,6 +90,8 @@ export function parseRange(header: string | undefined, size: number): { start: n
 }
 
 export function httpRoutes(o: HttpRoutesOptions): Handler {
+  // The earlier REST APIs (/video/*, /api/v1/video, /health) and signed output URLs.
+  const compat = compatRoutes({ ...o, config: o.compat });
   const auth = async (req: Req): Promise<Caller> => {
     const caller = await o.keys.authenticate(req.headers.authorization);
     if (!caller) throw unauthenticated();
@@ -89,8 +99,10 @@ export function httpRoutes(o: HttpRoutesOptions): Handler {
     return caller;
   };
 
-  const serveOutput = async (req: Req, res: Res, jobId: string) => {
-    const doc = await o.api.getDoc(await auth(req), jobId);
+  const serveOutput = async (req: Req, res: Res, jobId: string, url: URL) => {
+    // A valid signature stands in for the API key (links handed to clients without one).
+    const doc = (await compat.signedOutput(url, jobId)) ?? (await o.api.getDoc(await auth(req), jobId));
+    if (o.storage?.sendExpired(res, doc)) return;
     if (doc.status !== "SUCCEEDED" || !doc.output) {
       throw new ConnectError(`job ${jobId} has no output yet (status ${doc.status})`, Code.FailedPrecondition);
     }
@@ -147,9 +159,11 @@ export function httpRoutes(o: HttpRoutesOptions): Handler {
         sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready" });
         return true;
       }
+      if (await compat.handle(req, res, url)) return true;
+      if (o.storage && (await o.storage.handle(req, res, url, auth))) return true;
       let m = /^\/v1\/jobs\/([^/]+)\/output$/.exec(path);
       if (m && (method === "GET" || method === "HEAD")) {
-        await serveOutput(req, res, decodeURIComponent(m[1]!));
+        await serveOutput(req, res, decodeURIComponent(m[1]!), url);
         return true;
       }
       if (path === "/v1/jobs" && method === "POST") {

@@ -24,6 +24,9 @@ import {
 import { JobSpecSchema, type Job, type JobSpec, type JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import type { Caller } from "./auth.ts";
 import { validateSpec, toConnectError } from "./validate.ts";
+import { enforceBudget } from "./budget.ts";
+import type { Assets } from "./assets.ts";
+import type { Outputs } from "./outputs.ts";
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 
@@ -40,6 +43,12 @@ export interface JobApiOptions {
   publisher: EventPublisher;
   log: Logger;
   maxAttempts: number;
+  /** FRAMEFLEET_ALLOW_PRIVATE_URLS: webhook URLs at private addresses are accepted (local development). */
+  allowPrivateUrls?: boolean;
+  /** Uploaded assets: asset:// URIs in specs are checked against them. */
+  assets?: Assets;
+  /** Where finished outputs are read from (GridFS or S3) and whether retention removed them. */
+  outputs?: Outputs;
   clock?: () => number;
 }
 
@@ -60,11 +69,13 @@ export class JobApi {
   async submit(caller: Caller, spec: JobSpec | undefined): Promise<Job> {
     if (caller.role === "read") throw new ConnectError("this API key is read-only", Code.PermissionDenied);
     try {
-      validateSpec(spec);
+      validateSpec(spec, { allowPrivateUrls: this.#o.allowPrivateUrls });
     } catch (err) {
       throw toConnectError(err);
     }
     const now = this.#now();
+    await enforceBudget(this.jobs, caller, now);
+    const assetIds = (await this.#o.assets?.checkRefs(caller, spec)) ?? [];
     const jobId = newId("job");
     if (spec.idempotencyKey) {
       const existing = await this.#claimIdempotencyKey(caller, spec, jobId, now);
@@ -73,6 +84,7 @@ export class JobApi {
     const doc: JobDoc = {
       _id: jobId,
       accountId: caller.accountId,
+      keyId: caller.keyId,
       status: "QUEUED",
       progress: 0,
       spec: encodeSpec(spec),
@@ -83,6 +95,7 @@ export class JobApi {
       maxAttempts: this.#o.maxAttempts,
       lastEventSeq: 0,
       ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
+      ...(assetIds.length ? { assetIds } : {}),
     };
     await this.jobs.insertOne(doc);
     this.#o.log.info({ jobId, accountId: caller.accountId, task: doc.task }, "job submitted");
@@ -222,6 +235,8 @@ export class JobApi {
     while (!signal.aborted) {
       if (doc.status === "SUCCEEDED" && doc.output) {
         if (followed && !followed.equals(doc.output.fileId)) throw restarted(jobId, doc.attempt);
+        const gone = this.#o.outputs?.expired(doc);
+        if (gone) throw gone;
         const total = doc.output.sizeBytes;
         if (pos > total) throw new ConnectError(`offset: beyond the output's ${total} bytes`, Code.OutOfRange);
         if (pos === total) return;
@@ -263,6 +278,7 @@ export class JobApi {
 
   /** The finished output's GridFS stream from `start` (inclusive) to `end` (exclusive, default: the end). */
   openOutput(doc: JobDoc, start: number, end = doc.output!.sizeBytes) {
+    if (this.#o.outputs) return this.#o.outputs.open(doc, start, end);
     const bucket = new GridFSBucket(this.#o.db, { bucketName: OUTPUTS_BUCKET });
     // Always pass both: with only `start`, the driver takes a missing `end` as 0.
     return bucket.openDownloadStream(doc.output!.fileId, { start, end });

@@ -8,6 +8,8 @@ import { decodeEvent, EVENTS_STREAM, isTerminal, jobToProto, statusFromProto, su
 import { JobEventSchema, JobEventType, JobService, type JobEvent } from "@framefleet/gen/framefleet/v1/job_service_pb";
 import { callerKey, unauthenticated, type Caller } from "./auth.ts";
 import type { JobApi } from "./job-api.ts";
+import type { WebhookDeliveries } from "./webhooks/api.ts";
+import { assetRpcs, type Assets } from "./assets.ts";
 
 function callerOf(ctx: HandlerContext): Caller {
   const c = ctx.values.get(callerKey);
@@ -15,7 +17,7 @@ function callerOf(ctx: HandlerContext): Caller {
   return c;
 }
 
-export function jobRoutes(api: JobApi, nc: NatsConnection) {
+export function jobRoutes(api: JobApi, nc: NatsConnection, webhooks?: WebhookDeliveries, assets?: Assets) {
   return (router: ConnectRouter) =>
     router.service(JobService, {
       async submitJob(req, ctx) {
@@ -42,6 +44,17 @@ export function jobRoutes(api: JobApi, nc: NatsConnection) {
           yield { data: part.data, offset: BigInt(part.offset), totalSize: BigInt(part.totalSize) };
         }
       },
+      ...(assets && assetRpcs(assets, callerOf)),
+      ...(webhooks && {
+        async listWebhookDeliveries(req, ctx) {
+          const caller = callerOf(ctx);
+          await api.getDoc(caller, req.jobId); // NotFound unless the job is the caller's
+          return { deliveries: await webhooks.list(caller, req.jobId) };
+        },
+        async resendWebhook(req, ctx) {
+          return { delivery: await webhooks.resend(callerOf(ctx), req.deliveryId) };
+        },
+      }),
     });
 }
 

@@ -23,6 +23,13 @@ import { RateLimiter, rateLimitInterceptor } from "./rate-limit.ts";
 import { httpRoutes } from "./http.ts";
 import { JobApi } from "./job-api.ts";
 import { jobRoutes } from "./job-service.ts";
+import { gatewayStorage } from "./storage-setup.ts";
+import { compatConfig } from "./compat-routes.ts";
+import { startWebhooks, webhookAdminHandlers, webhookConfigFromEnv } from "./webhooks/index.ts";
+import { adminRoutes } from "./admin-service.ts";
+import { GatewayMetrics } from "./metrics.ts";
+import { requestIdInterceptor, withRequestId } from "./request-id.ts";
+import { AdminService, file_framefleet_v1_admin_service } from "@framefleet/gen/framefleet/v1/admin_service_pb";
 
 const log = createLogger("gateway");
 
@@ -33,18 +40,26 @@ async function main() {
   await ensureJobIndexes(db);
 
   const keys = new ApiKeys(db);
+  await keys.ensureIndexes();
   const bootstrapKey = envOptional("FRAMEFLEET_BOOTSTRAP_API_KEY");
   if (bootstrapKey) {
     const k = await keys.register(bootstrapKey, envString("FRAMEFLEET_BOOTSTRAP_ACCOUNT", "default"), "bootstrap", "operator", new Date());
     log.info({ keyId: k.keyId, accountId: k.accountId, role: k.role }, "bootstrap API key registered");
   }
+  // One signed-URL key and public origin for the compatibility routes' links, output URLs and asset URLs.
+  const compat = compatConfig(process.env, log);
+  const storage = await gatewayStorage(db, log, compat);
   const api = new JobApi({
     db,
     nc,
     publisher: new EventPublisher(nc, "gateway"),
     log,
     maxAttempts: envInt("FRAMEFLEET_MAX_ATTEMPTS", 3),
+    allowPrivateUrls: webhookConfigFromEnv().allowPrivateUrls,
+    assets: storage.assets,
+    outputs: storage.outputs,
   });
+  const webhooks = await startWebhooks({ db, nc, log, config: webhookConfigFromEnv() });
 
   const limiter = new RateLimiter({
     ratePerSecond: envNumber("FRAMEFLEET_RATE_LIMIT_RPS", 20),
@@ -58,13 +73,15 @@ async function main() {
       return false;
     }
   };
-  const standard = standardGrpcRoutes({ files: [file_framefleet_v1_job_service], services: [JobService.typeName], ready });
+  const standard = standardGrpcRoutes({ files: [file_framefleet_v1_job_service, file_framefleet_v1_admin_service], services: [JobService.typeName, AdminService.typeName], ready });
+  const metrics = new GatewayMetrics({ jobs: api.jobs, log, token: envOptional("FRAMEFLEET_METRICS_TOKEN") });
   const rpc = connectNodeAdapter({
     routes: (router) => {
-      jobRoutes(api, nc)(router);
+      jobRoutes(api, nc, webhooks.deliveries, storage.assets)(router);
+      adminRoutes({ keys, log }, webhookAdminHandlers({ accounts: webhooks.accounts, log, allowPrivateUrls: webhooks.config.allowPrivateUrls }))(router);
       standard(router);
     },
-    interceptors: [logErrors(log), authInterceptor(keys, publicGrpcServices), rateLimitInterceptor(limiter)],
+    interceptors: [metrics.interceptor(), requestIdInterceptor(), logErrors(log), authInterceptor(keys, publicGrpcServices), rateLimitInterceptor(limiter)],
     // Outputs are already-compressed video: compressing them again only burns CPU.
     acceptCompression: [],
   });
@@ -75,11 +92,14 @@ async function main() {
     cors: { origins: (envOptional("FRAMEFLEET_CORS_ORIGINS") ?? "").split(",").map((x) => x.trim()).filter(Boolean) },
     log,
     next: rpc,
+    storage: storage.routes(api),
+    compat,
     ready,
   });
-  const server = await listenDual(handler, addr.host, addr.port);
+  const server = await listenDual(withRequestId(log, metrics.handler(handler)), addr.host, addr.port);
   log.info({ ready: true, port: server.port, url: `http://${addr.host}:${server.port}` }, "gateway ready");
-  onShutdown(log, [() => infra.close(), () => server.close()]);
+  storage.sweeper.start();
+  onShutdown(log, [() => infra.close(), () => webhooks.stop(), () => storage.sweeper.stop(), () => server.close()]);
 }
 
 main().catch((err) => exitOnStartupError(log, err));

@@ -6,6 +6,7 @@ import {
   KenBurnsMotion,
   OutputContainer,
   VideoCodec,
+  WebhookEventType,
   type AddAudioTask,
   type CaptionTask,
   type ComfyWorkflowTask,
@@ -15,6 +16,8 @@ import {
   type SceneVideoTask,
   type SubtitleStyle,
 } from "@framefleet/gen/framefleet/v1/job_pb";
+import { isBlockedAddress } from "@framefleet/common";
+import { assetIdFromUri, isAssetUri } from "@framefleet/common";
 
 export class ValidationError extends Error {
   override name = "ValidationError";
@@ -34,6 +37,13 @@ function checkUrl(value: string, field: string, required = true): void {
     return;
   }
   if (value.length > MAX_URL) throw new ValidationError(field, `longer than ${MAX_URL} characters`);
+  // An uploaded asset: whether it exists and is the caller's is checked at submit (assets.ts).
+  if (isAssetUri(value)) {
+    // Webhooks are called by the gateway, not fetched by workers: only task inputs may be assets.
+    if (/webhook/.test(field)) throw new ValidationError(field, "must be an http or https URL");
+    if (!assetIdFromUri(value)) throw new ValidationError(field, "not an asset uri (asset://asset_…, as UploadAsset returns)");
+    return;
+  }
   let u: URL;
   try {
     u = new URL(value);
@@ -180,7 +190,26 @@ function checkOutput(o: OutputOptions): void {
 }
 
 /** Throws ValidationError for the first problem found. */
-export function validateSpec(spec: JobSpec | undefined): asserts spec is JobSpec {
+/**
+ * A URL the gateway itself will POST to: http(s), and unless private URLs are allowed (FRAMEFLEET_ALLOW_PRIVATE_URLS)
+ * not a loopback, private or reserved address. Host names are checked again when each attempt connects.
+ */
+export function checkWebhookUrl(value: string, field: string, allowPrivate: boolean): void {
+  checkUrl(value, field);
+  if (allowPrivate) return;
+  const host = new URL(value).hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  const literal = /^[\d.]+$/.test(host) || host.includes(":");
+  if ((literal && isBlockedAddress(host)) || host === "localhost" || host.endsWith(".localhost")) {
+    throw new ValidationError(field, "must be a public address: loopback, private and reserved addresses are refused");
+  }
+}
+
+export interface ValidateOptions {
+  /** FRAMEFLEET_ALLOW_PRIVATE_URLS: webhook URLs may point at private addresses (local development). */
+  allowPrivateUrls?: boolean;
+}
+
+export function validateSpec(spec: JobSpec | undefined, opts: ValidateOptions = {}): asserts spec is JobSpec {
   if (!spec) throw new ValidationError("spec", "required");
   const t = spec.task;
   switch (t.case) {
@@ -202,7 +231,12 @@ export function validateSpec(spec: JobSpec | undefined): asserts spec is JobSpec
     default:
       throw new ValidationError("spec.task", "set one of caption, image_to_video, add_audio, comfy_workflow, scene_video");
   }
-  if (spec.webhookUrl) checkUrl(spec.webhookUrl, "spec.webhook_url");
+  if (spec.webhookUrl) checkWebhookUrl(spec.webhookUrl, "spec.webhook_url", opts.allowPrivateUrls ?? false);
+  spec.webhookEvents.forEach((e, i) => {
+    if (e === WebhookEventType.UNSPECIFIED || !(e in WebhookEventType)) {
+      throw new ValidationError(`spec.webhook_events[${i}]`, "unknown event type: use STARTED, PROGRESS, COMPLETED, FAILED or CANCELED");
+    }
+  });
   if (spec.idempotencyKey.length > 255) throw new ValidationError("spec.idempotency_key", "longer than 255 characters");
   const meta = Object.entries(spec.metadata);
   if (meta.length > 32) throw new ValidationError("spec.metadata", "at most 32 entries");

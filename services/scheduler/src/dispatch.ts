@@ -1,10 +1,13 @@
 // One attempt of one job on one instance: call gpu-render's Render, store the output chunks in GridFS as they
 // arrive, report progress, and classify how it ended.
 import { once } from "node:events";
+import { PassThrough } from "node:stream";
 import { GridFSBucket, type Db } from "mongodb";
 import { grpc, jobsCollection, OUTPUT_CHUNK_BYTES, OUTPUTS_BUCKET, type GrpcClient, type JobOutputDoc } from "@framefleet/common";
 import type { RenderService } from "@framefleet/gen/framefleet/v1/render_service_pb";
-import type { JobSpec } from "@framefleet/gen/framefleet/v1/job_pb";
+import { OutputContainer, type JobSpec } from "@framefleet/gen/framefleet/v1/job_pb";
+import { assetRefs, resolveAssetUris, type BlobStore } from "@framefleet/common";
+import type { AttemptStorage } from "./attempt-storage.ts";
 
 export type AttemptOutcome =
   | { kind: "succeeded"; output: JobOutputDoc; renderSeconds: number }
@@ -23,6 +26,8 @@ export interface AttemptParams {
   spec: JobSpec;
   signal: AbortSignal;
   onProgress(percent: number, stage: string): void;
+  /** Asset URLs and the S3 output store (attempt-storage.ts). */
+  storage?: AttemptStorage;
 }
 
 // Status codes that mean "this job cannot succeed as asked" rather than "this worker failed".
@@ -34,6 +39,17 @@ const permanentCodes = new Set([
 ]);
 
 export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
+  const spec = specForWorker(p.spec, p.storage);
+  if (!spec) {
+    return {
+      kind: "failed",
+      code: "assets_unavailable",
+      message: "the job uses uploaded assets but the scheduler has no FRAMEFLEET_URL_SIGNING_KEY / FRAMEFLEET_ASSET_BASE_URL to hand them to workers",
+    };
+  }
+  // With S3, the output also streams into a multipart upload of its own key per attempt (never mixing attempts).
+  const contentType = p.spec.output?.container === OutputContainer.WEBM ? "video/webm" : "video/mp4";
+  const s3 = p.storage?.outputs && startS3Copy(p.storage.outputs, `${p.jobId}/${p.attempt}`, contentType);
   const bucket = new GridFSBucket(p.db, { bucketName: OUTPUTS_BUCKET, chunkSizeBytes: OUTPUT_CHUNK_BYTES });
   const upload = bucket.openUploadStream(`${p.jobId}/${p.attempt}`, {
     metadata: { jobId: p.jobId, attempt: p.attempt },
@@ -46,7 +62,7 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
       { $set: { liveOutput: { fileId: upload.id, attempt: p.attempt } } },
     );
     const stream = p.client.render(
-      { jobId: p.jobId, attempt: p.attempt, spec: p.spec },
+      { jobId: p.jobId, attempt: p.attempt, spec },
       { metadata: { authorization: `Bearer ${p.token}` }, signal: p.signal },
     );
     for await (const msg of stream) {
@@ -59,6 +75,7 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
         }
         received += ev.value.data.length;
         if (!upload.write(ev.value.data)) await once(upload, "drain");
+        if (s3) await s3.write(ev.value.data);
       } else if (ev.case === "result") {
         const o = ev.value.output!;
         if (Number(o.sizeBytes) !== received) {
@@ -66,6 +83,7 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
         }
         upload.end();
         await once(upload, "finish");
+        const blob = s3 ? await s3.finish() : undefined;
         return {
           kind: "succeeded",
           renderSeconds: ev.value.renderSeconds,
@@ -79,6 +97,7 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
             codec: o.codec,
             encoder: o.encoder,
             contentType: o.contentType || "video/mp4",
+            ...(blob ? { blob } : {}),
           },
         };
       }
@@ -86,6 +105,7 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
     throw Object.assign(new Error("the worker ended the stream without a result"), { lost: true });
   } catch (err) {
     await upload.abort().catch(() => {});
+    await s3?.abort(err);
     return classify(err, p.signal);
   }
 }
@@ -103,4 +123,32 @@ function classify(err: unknown, signal: AbortSignal): AttemptOutcome {
     return { kind: "lost", code: code || "worker_unavailable", message: `worker failed: ${message}` };
   }
   return { kind: "lost", code: "worker_unavailable", message: `worker failed: ${e.message ?? String(err)}` };
+}
+
+/** The spec as the worker gets it: asset URIs replaced by signed URLs; undefined when assets cannot be signed. */
+export function specForWorker(spec: JobSpec, storage: AttemptStorage | undefined): JobSpec | undefined {
+  if (!assetRefs(spec).length) return spec;
+  if (!storage?.assetUrl) return undefined;
+  return resolveAssetUris(spec, storage.assetUrl);
+}
+
+/** A multipart upload fed chunk by chunk, with backpressure. */
+function startS3Copy(store: BlobStore, key: string, contentType: string) {
+  const feed = new PassThrough();
+  const done = store.write(key, feed, { contentType });
+  done.catch(() => {}); // awaited in finish(); a failure there is the attempt's
+  return {
+    async write(data: Uint8Array) {
+      if (!feed.write(data)) await Promise.race([once(feed, "drain"), done]);
+    },
+    async finish(): Promise<{ store: "s3"; key: string }> {
+      feed.end();
+      await done;
+      return { store: "s3", key };
+    },
+    async abort(err: unknown) {
+      feed.destroy(err instanceof Error ? err : new Error(String(err)));
+      await done.catch(() => {});
+    },
+  };
 }

@@ -24,6 +24,7 @@ import { LocalProvider } from "./providers/local.ts";
 import { vastOptionsFromEnv, VastProvider } from "./providers/vast.ts";
 import type { Provider } from "./providers/provider.ts";
 import { Scheduler } from "./scheduler.ts";
+import { attemptStorageFromEnv } from "./attempt-storage.ts";
 
 const log = createLogger("scheduler");
 
@@ -80,6 +81,7 @@ async function main() {
     reconcileMs: envInt("FRAMEFLEET_RECONCILE_MS", 30_000),
     replicaTimeoutMs: envInt("FRAMEFLEET_REPLICA_TIMEOUT_MS", 30_000),
     renderTls: envBool("FRAMEFLEET_RENDER_TLS", false),
+    attemptStorage: attemptStorageFromEnv(log),
     policy: {
       maxInstances: envInt("FRAMEFLEET_MAX_INSTANCES", 2),
       minWarm: envInt("FRAMEFLEET_MIN_WARM", 0),

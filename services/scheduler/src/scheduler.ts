@@ -22,6 +22,7 @@ import { RenderService } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import { InstanceEventType } from "@framefleet/gen/framefleet/v1/events_pb";
 import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import { runAttempt, type AttemptOutcome } from "./dispatch.ts";
+import { dropLiveCopy, type AttemptStorage } from "./attempt-storage.ts";
 import { JobStore } from "./job-store.ts";
 import { InstanceStore, type InstanceDoc } from "./instance-store.ts";
 import { instanceToProto } from "./fleet-service.ts";
@@ -59,6 +60,8 @@ export interface SchedulerOptions {
   replicaTimeoutMs?: number;
   /** Give each lease its own TLS certificate and accept only that one from the instance. */
   renderTls?: boolean;
+  /** Asset URLs for workers and the S3 output store (attempt-storage.ts). */
+  attemptStorage?: AttemptStorage;
 }
 
 /** Wait after a failed lease before asking the provider again for the same wish. */
@@ -126,6 +129,7 @@ export class Scheduler {
       reconcileMs: 30_000,
       replicaTimeoutMs: 30_000,
       renderTls: false,
+      attemptStorage: {},
       ...opts,
     };
     this.jobs = new JobStore(opts.db);
@@ -521,6 +525,7 @@ export class Scheduler {
         jobId: job._id,
         attempt: job.attempt,
         spec: decodeSpec(job.spec),
+        storage: this.#o.attemptStorage,
         signal: ctl.signal,
         onProgress: (percent) => {
           const now = this.#o.clock();
@@ -544,6 +549,10 @@ export class Scheduler {
     const ended = this.#now();
     await this.#recordUsage(job, inst.doc, started, ended, outcome);
     const done = await this.#settle(job, inst, outcome, ended);
+    // The S3 object is the output now: followers switch to it on seeing SUCCEEDED, so the live copy can go.
+    if (done?.status === "SUCCEEDED" && outcome.kind === "succeeded" && outcome.output.blob) {
+      await dropLiveCopy(this.#o.db, outcome.output.fileId).catch((err) => log.warn({ err: String(err) }, "dropping the live output copy failed"));
+    }
     log.info({ outcome: outcome.kind, status: done?.status, ...("code" in outcome ? { code: outcome.code } : {}) }, "attempt ended");
     if (done) await publishJobStatus(this.#o.publisher, this.jobs.jobs, done, "message" in outcome ? outcome.message : "");
     this.kick();

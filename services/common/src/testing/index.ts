@@ -1,3 +1,4 @@
 export * from "./infra.ts";
 export * from "./processes.ts";
 export * from "./media.ts";
+export * from "./s3.ts";

@@ -1,0 +1,131 @@
+// A real browser (headless Chromium) using the API over gRPC-Web from another origin: submit, follow, download, play.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as path from "node:path";
+import type { AddressInfo } from "node:net";
+import { chromium, type Browser } from "playwright-core";
+import {
+  freePort,
+  makeTestVideo,
+  serveDirectory,
+  startMongo,
+  startNats,
+  startService,
+  tempDir,
+  type FileServer,
+  type Mongo,
+  type Nats,
+  type ServiceProcess,
+} from "@framefleet/common/testing";
+
+const API_KEY = "ff_browser_test_key_0123456789";
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+let nats: Nats;
+let mongo: Mongo;
+let files: FileServer;
+let page: http.Server;
+let pageOrigin: string;
+let work: string;
+let gateway: string;
+let browser: Browser;
+const services: ServiceProcess[] = [];
+
+before(async () => {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: install it (apt-get install chromium) or set CHROMIUM_PATH`);
+  }
+  [nats, mongo] = await Promise.all([startNats(), startMongo()]);
+  work = tempDir("browser");
+  await makeTestVideo(path.join(work, "input.mp4"), { seconds: 2, width: 320, height: 180 });
+  files = await serveDirectory(work);
+  // The page comes from its own origin, as a web app would: every API call is cross-origin (CORS).
+  const html = fs.readFileSync(path.join(import.meta.dirname, "browser/grpc-web-page.html"));
+  page = http.createServer((_req, res) => res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html));
+  await new Promise<void>((r) => page.listen(0, "127.0.0.1", r));
+  pageOrigin = `http://127.0.0.1:${(page.address() as AddressInfo).port}`;
+  const [gp, sp, bp] = await Promise.all([freePort(), freePort(), freePort()]);
+  gateway = `http://127.0.0.1:${gp}`;
+  const env = {
+    NATS_URL: nats.url,
+    MONGODB_URI: mongo.uri,
+    FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gp}`,
+    FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${sp}`,
+    FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${bp}`,
+    FRAMEFLEET_BOOTSTRAP_API_KEY: API_KEY,
+    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
+    FRAMEFLEET_MAX_INSTANCES: "1",
+    FRAMEFLEET_TICK_MS: "500",
+    FRAMEFLEET_CORS_ORIGINS: pageOrigin,
+  };
+  for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const s of services.reverse()) await s.stop();
+  await new Promise<void>((r) => (page ? page.close(() => r()) : r()));
+  await files?.close();
+  await Promise.all([nats?.stop(), mongo?.stop()]);
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+test("a browser page submits, watches, downloads and plays a job over gRPC-Web", async (t) => {
+  const tab = await browser.newPage();
+  const consoleErrors: string[] = [];
+  tab.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+  await tab.goto(`${pageOrigin}/?gateway=${encodeURIComponent(gateway)}&key=${encodeURIComponent(API_KEY)}`);
+  const result = await tab.evaluate(
+    ([video, subs]) => (globalThis as any).renderInBrowser(video, subs),
+    [`${files.url}/input.mp4`, "1\n00:00:00,000 --> 00:00:01,500\nFROM THE BROWSER\n"],
+  );
+  assert.match(result.jobId, /^job_/);
+  assert.equal(result.statuses[0], "JOB_STATUS_QUEUED");
+  assert.ok(result.statuses.includes("JOB_STATUS_RUNNING"), `statuses: ${result.statuses}`);
+  assert.equal(result.statuses.at(-1), "JOB_STATUS_SUCCEEDED");
+  assert.equal(result.maxProgress, 100);
+  assert.deepEqual([result.width, result.height], [320, 180], "the browser decoded the video");
+  assert.ok(Math.abs(result.duration - 2) < 0.2, `duration ${result.duration}`);
+
+  // The bytes the browser got are the stored output (same size and digest as GetJob reports).
+  const res = await fetch(`${gateway}/v1/jobs/${result.jobId}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+  const job = (await res.json()) as { output: { sha256: string; sizeBytes: string } };
+  assert.equal(result.sha256, job.output.sha256);
+  assert.equal(result.size, Number(job.output.sizeBytes));
+
+  const shot = path.join(work, "browser.png");
+  await tab.screenshot({ path: shot });
+  const png = fs.readFileSync(shot);
+  assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], "a PNG screenshot");
+  assert.match(await tab.textContent("#status") ?? "", new RegExp(`done: ${result.jobId}`));
+  t.diagnostic(`screenshot: ${png.length} bytes; page status "${await tab.textContent("#status")}"`);
+  assert.deepEqual(consoleErrors, []);
+  await tab.close();
+});
+
+test("API errors reach the page as gRPC statuses (not found), and other origins are not let in", async () => {
+  const tab = await browser.newPage();
+  await tab.goto(`${pageOrigin}/?gateway=${encodeURIComponent(gateway)}&key=${encodeURIComponent(API_KEY)}`);
+  assert.match(await tab.evaluate(() => (globalThis as any).getMissingJob()), /gRPC status 5: .*not found/);
+
+  // The same page from an origin that is not allowed: the browser blocks the call (CORS), the key is not enough.
+  const other = http.createServer((_req, res) =>
+    res.writeHead(200, { "content-type": "text/html" }).end(fs.readFileSync(path.join(import.meta.dirname, "browser/grpc-web-page.html"))),
+  );
+  await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+  try {
+    const otherOrigin = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    await tab.goto(`${otherOrigin}/?gateway=${encodeURIComponent(gateway)}&key=${encodeURIComponent(API_KEY)}`);
+    assert.match(await tab.evaluate(() => (globalThis as any).getMissingJob()), /Failed to fetch/);
+  } finally {
+    await new Promise<void>((r) => other.close(() => r()));
+    await tab.close();
+  }
+});
