@@ -1,35 +1,25 @@
 // Key administration, budgets, metrics and request ids with the whole platform as processes, driven by the CLI.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFile } from "node:child_process";
 import {
   freePort,
   makeTestVideo,
   repoRoot,
-  serveDirectory,
-  startMongo,
-  startNats,
-  startService,
-  tempDir,
   type FileServer,
-  type Mongo,
-  type Nats,
   type ServiceProcess,
 } from "@framefleet/common/testing";
-import { startFakeComfy, type FakeComfyUI } from "@framefleet/gpu-render";
+import { startPlatform, type Platform } from "./platform.ts";
 
 const OPERATOR_KEY = "ff_e2e_operator_key_0123456789";
 const CLI = path.join(repoRoot, "services/cli/src/main.ts");
 
-let nats: Nats;
-let mongo: Mongo;
-let comfy: FakeComfyUI;
+let platform: Platform;
 let files: FileServer;
 let work: string;
 let gateway: string;
-const services: ServiceProcess[] = [];
+let services: ServiceProcess[];
 const secrets: string[] = [OPERATOR_KEY];
 
 function cli(key: string | undefined, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -66,35 +56,17 @@ const captionSpec = () => ({
 });
 
 before(async () => {
-  [nats, mongo, comfy] = await Promise.all([startNats(), startMongo(), startFakeComfy()]);
-  work = tempDir("e2e-admin");
-  await makeTestVideo(path.join(work, "input.mp4"), { seconds: 2, width: 320, height: 180 });
-  files = await serveDirectory(work);
-  const [gp, sp, bp] = await Promise.all([freePort(), freePort(), freePort()]);
-  gateway = `http://127.0.0.1:${gp}`;
-  const env = {
-    NATS_URL: nats.url,
-    MONGODB_URI: mongo.uri,
-    FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gp}`,
-    FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${sp}`,
-    FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${bp}`,
-    FRAMEFLEET_BOOTSTRAP_API_KEY: OPERATOR_KEY,
-    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
-    FRAMEFLEET_MAX_INSTANCES: "1",
-    FRAMEFLEET_TICK_MS: "500",
-    FRAMEFLEET_COMFYUI_URL: comfy.url,
-    LOG_LEVEL: "debug",
-  };
-  for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
+  platform = await startPlatform({
+    name: "e2e-admin",
+    apiKey: OPERATOR_KEY,
+    env: { LOG_LEVEL: "debug" },
+    prepare: (dir) => makeTestVideo(path.join(dir, "input.mp4"), { seconds: 2, width: 320, height: 180 }),
+  });
+  ({ files, work, gateway, services } = platform);
 });
 
-after(async () => {
-  for (const s of services.reverse()) await s.stop();
-  await files?.close();
-  await comfy?.close();
-  await Promise.all([nats?.stop(), mongo?.stop()]);
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+
+after(() => platform?.stop());
 
 describe("API key administration through the CLI", () => {
   let adminB: string;

@@ -7,60 +7,38 @@ import * as path from "node:path";
 import type { AddressInfo } from "node:net";
 import { chromium, type Browser } from "playwright-core";
 import {
-  freePort,
   makeTestVideo,
-  serveDirectory,
-  startMongo,
-  startNats,
-  startService,
-  tempDir,
   type FileServer,
-  type Mongo,
-  type Nats,
-  type ServiceProcess,
 } from "@framefleet/common/testing";
+import { startPlatform, type Platform } from "./platform.ts";
 
 const API_KEY = "ff_browser_test_key_0123456789";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
-let nats: Nats;
-let mongo: Mongo;
+let platform: Platform;
 let files: FileServer;
 let page: http.Server;
 let pageOrigin: string;
 let work: string;
 let gateway: string;
 let browser: Browser;
-const services: ServiceProcess[] = [];
 
 before(async () => {
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: install it (apt-get install chromium) or set CHROMIUM_PATH`);
   }
-  [nats, mongo] = await Promise.all([startNats(), startMongo()]);
-  work = tempDir("browser");
-  await makeTestVideo(path.join(work, "input.mp4"), { seconds: 2, width: 320, height: 180 });
-  files = await serveDirectory(work);
   // The page comes from its own origin, as a web app would: every API call is cross-origin (CORS).
   const html = fs.readFileSync(path.join(import.meta.dirname, "browser/grpc-web-page.html"));
   page = http.createServer((_req, res) => res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html));
   await new Promise<void>((r) => page.listen(0, "127.0.0.1", r));
   pageOrigin = `http://127.0.0.1:${(page.address() as AddressInfo).port}`;
-  const [gp, sp, bp] = await Promise.all([freePort(), freePort(), freePort()]);
-  gateway = `http://127.0.0.1:${gp}`;
-  const env = {
-    NATS_URL: nats.url,
-    MONGODB_URI: mongo.uri,
-    FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gp}`,
-    FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${sp}`,
-    FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${bp}`,
-    FRAMEFLEET_BOOTSTRAP_API_KEY: API_KEY,
-    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
-    FRAMEFLEET_MAX_INSTANCES: "1",
-    FRAMEFLEET_TICK_MS: "500",
-    FRAMEFLEET_CORS_ORIGINS: pageOrigin,
-  };
-  for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
+  platform = await startPlatform({
+    name: "browser",
+    apiKey: API_KEY,
+    env: { FRAMEFLEET_CORS_ORIGINS: pageOrigin },
+    prepare: (dir) => makeTestVideo(path.join(dir, "input.mp4"), { seconds: 2, width: 320, height: 180 }),
+  });
+  ({ files, work, gateway } = platform);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -70,11 +48,8 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const s of services.reverse()) await s.stop();
+  await platform?.stop();
   await new Promise<void>((r) => (page ? page.close(() => r()) : r()));
-  await files?.close();
-  await Promise.all([nats?.stop(), mongo?.stop()]);
-  if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
 test("a browser page submits, watches, downloads and plays a job over gRPC-Web", async (t) => {

@@ -19,11 +19,7 @@ import {
   ffprobe,
   freePort,
   makeTestVideo,
-  serveDirectory,
-  startMongo,
-  startNats,
   startService,
-  tempDir,
   type FileServer,
   type Mongo,
   type Nats,
@@ -33,7 +29,8 @@ import { JobService, JobEventType } from "@framefleet/gen/framefleet/v1/job_serv
 import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import { BillingService } from "@framefleet/gen/framefleet/v1/billing_service_pb";
 import { FleetService } from "@framefleet/gen/framefleet/v1/fleet_service_pb";
-import { startFakeComfy, type FakeComfyUI } from "@framefleet/gpu-render";
+import type { FakeComfyUI } from "@framefleet/gpu-render";
+import { startPlatform, type Platform } from "./platform.ts";
 
 const API_KEY = "ff_e2e_test_key_0123456789";
 const INPUT_SECONDS = 4;
@@ -46,7 +43,8 @@ let work: string;
 let gateway: string;
 let billingUrl: string;
 let schedulerUrl: string;
-const services: ServiceProcess[] = [];
+let services: ServiceProcess[];
+let platform: Platform;
 
 const auth: Interceptor = (next) => (req) => {
   req.header.set("authorization", `Bearer ${API_KEY}`);
@@ -73,42 +71,25 @@ async function waitForEnd(jobId: string, timeoutMs = 120_000): Promise<Record<st
 }
 
 before(async () => {
-  [nats, mongo, comfy] = await Promise.all([startNats(), startMongo(), startFakeComfy()]);
-  work = tempDir("e2e");
-  await makeTestVideo(path.join(work, "input.mp4"), { seconds: INPUT_SECONDS, width: 640, height: 360 });
-  // Long enough to still be encoding when canceled.
-  await makeTestVideo(path.join(work, "long.mp4"), { seconds: 60, width: 1280, height: 720 });
-  fs.writeFileSync(path.join(work, "not-a-video.mp4"), "this is text, not a video\n".repeat(100));
-  await promisify(execFile)("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=800x600", "-frames:v", "1", "-y", path.join(work, "photo.png")]);
-  await promisify(execFile)("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:duration=2", "-c:a", "libmp3lame", "-y", path.join(work, "voice.mp3")]);
-  files = await serveDirectory(work);
-  const [gp, sp, bp] = await Promise.all([freePort(), freePort(), freePort()]);
-  gateway = `http://127.0.0.1:${gp}`;
-  schedulerUrl = `http://127.0.0.1:${sp}`;
-  billingUrl = `http://127.0.0.1:${bp}`;
-  const env = {
-    NATS_URL: nats.url,
-    MONGODB_URI: mongo.uri,
-    FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gp}`,
-    FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${sp}`,
-    FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${bp}`,
-    FRAMEFLEET_BOOTSTRAP_API_KEY: API_KEY,
-    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
-    FRAMEFLEET_MAX_INSTANCES: "1",
-    FRAMEFLEET_TICK_MS: "500",
-    FRAMEFLEET_COMFYUI_URL: comfy.url,
-    FRAMEFLEET_CORS_ORIGINS: "https://app.example",
-  };
-  for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
+  platform = await startPlatform({
+    name: "e2e",
+    apiKey: API_KEY,
+    comfy: true,
+    env: { FRAMEFLEET_CORS_ORIGINS: "https://app.example" },
+    prepare: async (dir) => {
+      await makeTestVideo(path.join(dir, "input.mp4"), { seconds: INPUT_SECONDS, width: 640, height: 360 });
+      // Long enough to still be encoding when canceled.
+      await makeTestVideo(path.join(dir, "long.mp4"), { seconds: 60, width: 1280, height: 720 });
+      fs.writeFileSync(path.join(dir, "not-a-video.mp4"), "this is text, not a video\n".repeat(100));
+      await promisify(execFile)("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=800x600", "-frames:v", "1", "-y", path.join(dir, "photo.png")]);
+      await promisify(execFile)("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:duration=2", "-c:a", "libmp3lame", "-y", path.join(dir, "voice.mp3")]);
+    },
+  });
+  ({ nats, mongo, files, work, gateway, schedulerUrl, billingUrl, services } = platform);
+  comfy = platform.comfy!;
 });
 
-after(async () => {
-  for (const s of services.reverse()) await s.stop();
-  await files?.close();
-  await comfy?.close();
-  await Promise.all([nats?.stop(), mongo?.stop()]);
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+after(() => platform?.stop());
 
 describe("a caption job end to end", () => {
   let jobId: string;

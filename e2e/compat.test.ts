@@ -12,17 +12,15 @@ import {
   ffprobe,
   freePort,
   makeTestVideo,
-  serveDirectory,
   startMongo,
-  startNats,
   startService,
-  tempDir,
   type FileServer,
   type Mongo,
   type Nats,
   type ServiceProcess,
 } from "@framefleet/common/testing";
-import { startFakeComfy, type FakeComfyUI } from "@framefleet/gpu-render";
+import { startPlatform, type Platform } from "./platform.ts";
+import type { FakeComfyUI } from "@framefleet/gpu-render";
 
 const API_KEY = "ff_e2e_compat_key_0123456789";
 const SIGNING_KEY = "e2e-compat-url-signing-key";
@@ -36,7 +34,7 @@ let work: string;
 let gateway: string;
 let gatewayProc: ServiceProcess;
 let env: Record<string, string>;
-const services: ServiceProcess[] = [];
+let platform: Platform;
 
 type Body = Record<string, any>;
 
@@ -78,40 +76,26 @@ async function pollVideo(id: string, until: (b: Body) => boolean, timeoutMs = 12
 }
 
 before(async () => {
-  [nats, mongo, comfy] = await Promise.all([startNats(), startMongo(), startFakeComfy()]);
-  work = tempDir("e2e-compat");
-  await makeTestVideo(path.join(work, "input.mp4"), { seconds: 3, width: 320, height: 180 });
-  fs.writeFileSync(path.join(work, "subs.srt"), "1\n00:00:00,000 --> 00:00:02,000\nOLA FRAMEFLEET\n");
-  fs.writeFileSync(path.join(work, "not-a-video.mp4"), "this is text, not a video\n".repeat(100));
-  await run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180", "-frames:v", "1", "-y", path.join(work, "photo.png")]);
-  await run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=660:duration=2", "-c:a", "libmp3lame", "-y", path.join(work, "voice.mp3")]);
-  files = await serveDirectory(work);
-  const [gp, sp, bp] = await Promise.all([freePort(), freePort(), freePort()]);
-  gateway = `http://127.0.0.1:${gp}`;
-  env = {
-    NATS_URL: nats.url,
-    MONGODB_URI: mongo.uri,
-    FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gp}`,
-    FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${sp}`,
-    FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${bp}`,
-    FRAMEFLEET_BOOTSTRAP_API_KEY: API_KEY,
-    FRAMEFLEET_URL_SIGNING_KEY: SIGNING_KEY,
-    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
-    FRAMEFLEET_MAX_INSTANCES: "1",
-    FRAMEFLEET_TICK_MS: "500",
-    FRAMEFLEET_COMFYUI_URL: comfy.url,
-  };
-  for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
-  gatewayProc = services.at(-1)!;
+  platform = await startPlatform({
+    name: "e2e-compat",
+    apiKey: API_KEY,
+    comfy: true,
+    env: { FRAMEFLEET_URL_SIGNING_KEY: SIGNING_KEY },
+    prepare: async (dir) => {
+      await makeTestVideo(path.join(dir, "input.mp4"), { seconds: 3, width: 320, height: 180 });
+      fs.writeFileSync(path.join(dir, "subs.srt"), "1\n00:00:00,000 --> 00:00:02,000\nOLA FRAMEFLEET\n");
+      fs.writeFileSync(path.join(dir, "not-a-video.mp4"), "this is text, not a video\n".repeat(100));
+      await run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180", "-frames:v", "1", "-y", path.join(dir, "photo.png")]);
+      await run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=660:duration=2", "-c:a", "libmp3lame", "-y", path.join(dir, "voice.mp3")]);
+    },
+  });
+  ({ nats, mongo, files, work, gateway, env } = platform);
+  comfy = platform.comfy!;
+  gatewayProc = platform.service("gateway");
 });
 
-after(async () => {
-  for (const s of services.reverse()) await s.stop();
-  await files?.close();
-  await comfy?.close();
-  await Promise.all([nats?.stop(), mongo?.stop()]);
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+
+after(() => platform?.stop());
 
 describe("the earlier video API (X-API-Key, synchronous answers)", () => {
   let captionUrl: string;

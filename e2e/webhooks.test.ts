@@ -2,34 +2,23 @@
 // a while; deliveries are logged, resent, sent to the account default, and signed with both secrets after rotation.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import {
-  freePort,
   makeTestVideo,
-  serveDirectory,
-  startMongo,
-  startNats,
-  startService,
-  tempDir,
   type FileServer,
-  type Mongo,
-  type Nats,
-  type ServiceProcess,
 } from "@framefleet/common/testing";
+import { startPlatform, type Platform } from "./platform.ts";
 
 const API_KEY = "ff_e2e_webhooks_key_0123456789";
 const SUBS = "1\n00:00:00,000 --> 00:00:01,000\nHELLO\n";
 
-let nats: Nats;
-let mongo: Mongo;
+let platform: Platform;
 let files: FileServer;
 let work: string;
 let gateway: string;
-const services: ServiceProcess[] = [];
 
 interface Received {
   id: string;
@@ -97,34 +86,18 @@ async function secret(): Promise<string> {
 }
 
 before(async () => {
-  [nats, mongo] = await Promise.all([startNats(), startMongo()]);
-  work = tempDir("e2e-webhooks");
-  await makeTestVideo(path.join(work, "input.mp4"), { seconds: 2, width: 320, height: 240 });
-  files = await serveDirectory(work);
-  const [gp, sp, bp] = await Promise.all([freePort(), freePort(), freePort()]);
-  gateway = `http://127.0.0.1:${gp}`;
-  const env = {
-    NATS_URL: nats.url,
-    MONGODB_URI: mongo.uri,
-    FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gp}`,
-    FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${sp}`,
-    FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${bp}`,
-    FRAMEFLEET_BOOTSTRAP_API_KEY: API_KEY,
-    FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
-    FRAMEFLEET_MAX_INSTANCES: "1",
-    FRAMEFLEET_TICK_MS: "500",
+  platform = await startPlatform({
+    name: "e2e-webhooks",
+    apiKey: API_KEY,
     // A day of retries in about 20 s.
-    FRAMEFLEET_WEBHOOK_RETRY_SCALE: "0.0002",
-  };
-  for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
+    env: { FRAMEFLEET_WEBHOOK_RETRY_SCALE: "0.0002" },
+    prepare: (dir) => makeTestVideo(path.join(dir, "input.mp4"), { seconds: 2, width: 320, height: 240 }),
+  });
+  ({ files, work, gateway } = platform);
 });
 
-after(async () => {
-  for (const s of services.reverse()) await s.stop();
-  await files?.close();
-  await Promise.all([nats?.stop(), mongo?.stop()]);
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+
+after(() => platform?.stop());
 
 describe("webhooks", () => {
   test("a job's webhook gets job.started and job.completed, signed, once per webhook-id, though the receiver is down at first; resend and rotation", async () => {
