@@ -11,6 +11,9 @@ import {
   type ServiceProcess,
 } from "@framefleet/common/testing";
 import { startPlatform, type Platform } from "./platform.ts";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { JobService } from "@framefleet/gen/framefleet/v1/job_service_pb";
 
 const OPERATOR_KEY = "ff_e2e_operator_key_0123456789";
 const CLI = path.join(repoRoot, "services/cli/src/main.ts");
@@ -51,6 +54,11 @@ async function rpc(method: string, body: unknown, key: string, headers: Record<s
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> };
 }
 
+const bearer = (key: string): Interceptor => (next) => (req) => {
+  req.header.set("authorization", `Bearer ${key}`);
+  return next(req);
+};
+
 const captionSpec = () => ({
   spec: { caption: { videoUrl: `${files.url}/input.mp4`, subtitlesText: "1\n00:00:00,000 --> 00:00:01,000\nHI\n" } },
 });
@@ -86,6 +94,42 @@ describe("API key administration through the CLI", () => {
     const { status, body } = await rpc("SubmitJob", captionSpec(), submitB.secret);
     assert.equal(status, 200, JSON.stringify(body));
     assert.equal(body.job.accountId, "acct_b");
+  });
+
+  test("account B cannot see account A's job by any route: it is reported exactly like a missing one", async () => {
+    const { body: submitted } = await rpc("SubmitJob", captionSpec(), OPERATOR_KEY);
+    const jobA = submitted.job.id as string;
+    assert.equal(submitted.job.accountId, "default");
+    const missing = "job_doesnotexist00";
+    for (const id of [jobA, missing]) {
+      for (const [method, req] of [
+        ["GetJob", { jobId: id }],
+        ["CancelJob", { jobId: id }],
+        ["ListWebhookDeliveries", { jobId: id }],
+      ] as const) {
+        const { status, body } = await rpc(method, req, submitB.secret);
+        assert.equal(status, 404, `${method} ${id}: ${JSON.stringify(body)}`);
+        assert.equal(body.message, `job ${id} not found`);
+      }
+      for (const route of [`/v1/jobs/${id}`, `/v1/jobs/${id}/output`]) {
+        const res = await fetch(`${gateway}${route}`, { headers: { authorization: `Bearer ${submitB.secret}` } });
+        assert.equal(res.status, 404, route);
+        assert.equal(((await res.json()) as { message: string }).message, `job ${id} not found`);
+      }
+      const client = createClient(JobService, createConnectTransport({ baseUrl: gateway, httpVersion: "1.1", interceptors: [bearer(submitB.secret)] }));
+      await assert.rejects(async () => {
+        for await (const _ of client.watchJob({ jobId: id })) break;
+      }, (err: ConnectError) => err.code === Code.NotFound);
+      await assert.rejects(async () => {
+        for await (const _ of client.downloadOutput({ jobId: id })) break;
+      }, (err: ConnectError) => err.code === Code.NotFound);
+    }
+    const { body: listed } = await rpc("ListJobs", { pageSize: 100 }, submitB.secret);
+    assert.ok(listed.jobs.length >= 1, "B's own job is listed");
+    assert.ok(listed.jobs.every((j: { accountId: string }) => j.accountId === "acct_b"), "only B's jobs");
+    // A's job is untouched by B's cancel.
+    const { body: still } = await rpc("GetJob", { jobId: jobA }, OPERATOR_KEY);
+    assert.notEqual(still.job.status, "JOB_STATUS_CANCELED");
   });
 
   test("B's admin may not act on another account, nor create an operator key", async () => {
@@ -170,6 +214,11 @@ describe("operations", () => {
   });
 
   test("x-request-id is echoed, in the error body, on the gateway's log lines, and REST routes are counted by template", async () => {
+    const notFoundCount = async () => {
+      const m = /framefleet_http_requests_total\{route="\/v1\/jobs\/\{id\}",method="GET",status="404"\} (\d+)/.exec(await (await fetch(`${gateway}/metrics`)).text());
+      return Number(m?.[1] ?? 0);
+    };
+    const before = await notFoundCount();
     const res = await fetch(`${gateway}/v1/jobs/job_doesnotexist`, { headers: { authorization: `Bearer ${OPERATOR_KEY}`, "x-request-id": "e2e-trace-1" } });
     assert.equal(res.headers.get("x-request-id"), "e2e-trace-1");
     const body = (await res.json()) as Record<string, string>;
@@ -186,9 +235,8 @@ describe("operations", () => {
     assert.equal(submitted.status, 200);
     await gw.waitForLog((l) => l.requestId === "e2e-trace-3" && l.msg === "job submitted");
 
-    const text = await (await fetch(`${gateway}/metrics`)).text();
-    assert.match(text, /framefleet_http_requests_total\{route="\/v1\/jobs\/\{id\}",method="GET",status="404"\} 1/);
-    assert.doesNotMatch(text, /job_doesnotexist/);
+    assert.equal(await notFoundCount(), before + 1, "the 404 is counted under the route template");
+    assert.doesNotMatch(await (await fetch(`${gateway}/metrics`)).text(), /job_doesnotexist/);
   });
 
   test("no service's log line contains an API key", () => {
