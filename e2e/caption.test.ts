@@ -6,7 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { BadRequestSchema } from "@framefleet/gen/google/rpc/error_details_pb";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
@@ -547,6 +548,20 @@ describe("bad input", () => {
     assert.equal(status, 400);
     assert.equal(body.code, "invalid_argument");
     assert.match(body.message, /spec\.caption\.video_url/);
+    // The REST route names the field on its own too; RPC clients get it as a google.rpc.BadRequest detail.
+    const rest = await fetch(`${gateway}/v1/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({ caption: { videoUrl: "ftp://example.com/v.mp4" } }),
+    });
+    assert.equal(rest.status, 400);
+    assert.equal(((await rest.json()) as { field: string }).field, "spec.caption.video_url");
+    const client = createClient(JobService, createGrpcTransport({ baseUrl: gateway, interceptors: [auth] }));
+    await assert.rejects(client.submitJob({ spec: { task: { case: "caption", value: { videoUrl: "ftp://example.com/v.mp4" } } } }), (err: ConnectError) => {
+      assert.equal(err.code, Code.InvalidArgument);
+      assert.deepEqual(err.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field), ["spec.caption.video_url"]);
+      return true;
+    });
   });
 
   test("a video URL that does not answer, or is not a video, fails the job with a readable error; services keep running", async () => {

@@ -14,6 +14,7 @@ import { applyCors, type CorsOptions } from "./cors.ts";
 import { compatRoutes, type CompatConfig } from "./compat-routes.ts";
 import { currentRequestId } from "./request-id.ts";
 import type { StorageRoutes } from "./storage-routes.ts";
+import { violatedField } from "./validate.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 // HTTP/2 compatibility responses accept the same calls used here; one type keeps the code simple.
@@ -51,7 +52,13 @@ function sendError(res: Res, err: unknown, log: Logger): void {
   const headers: Record<string, string> = {};
   ce.metadata.forEach((v, k) => (headers[k] = v));
   const requestId = currentRequestId();
-  sendJson(res, codeToHttpStatus(ce.code), { code: codeToString(ce.code), message, ...(requestId ? { request_id: requestId } : {}) }, headers);
+  const field = violatedField(ce);
+  sendJson(
+    res,
+    codeToHttpStatus(ce.code),
+    { code: codeToString(ce.code), message, ...(field ? { field } : {}), ...(requestId ? { request_id: requestId } : {}) },
+    headers,
+  );
 }
 
 async function readJson(req: Req): Promise<JsonValue> {

@@ -1,15 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema } from "@framefleet/gen/google/rpc/error_details_pb";
 import {
   AddAudioTaskSchema,
+  CaptionTaskSchema,
   ComfyWorkflowTaskSchema,
   ImageToVideoTaskSchema,
   JobSpecSchema,
   SceneVideoTaskSchema,
   type JobSpec,
 } from "@framefleet/gen/framefleet/v1/job_pb";
-import { validateSpec, ValidationError } from "./validate.ts";
+import { toConnectError, validateSpec, ValidationError, violatedField } from "./validate.ts";
 
 const caption = (c: object, extra: object = {}): JobSpec =>
   create(JobSpecSchema, {
@@ -91,4 +94,24 @@ test("scene_video: scenes in order, inside the duration", () => {
   assert.equal(fieldOf(sv([sc(0, 5), sc(5, 5)])), "spec.scene_video.scenes[1].end_seconds");
   assert.equal(fieldOf(sv([sc(0, 12)])), "spec.scene_video.scenes[0].end_seconds");
   assert.equal(fieldOf(sv([{ startSeconds: 0, endSeconds: 1 }])), "spec.scene_video.scenes[0].positive_prompt");
+});
+
+test("a validation error becomes InvalidArgument with the field as a google.rpc.BadRequest violation", () => {
+  let err: unknown;
+  try {
+    validateSpec(task({ case: "caption", value: create(CaptionTaskSchema, { videoUrl: "ftp://e.com/v.mp4", subtitles: { case: "subtitlesText", value: "x" } }) }));
+  } catch (e) {
+    err = toConnectError(e);
+  }
+  assert.ok(err instanceof ConnectError);
+  assert.equal(err.code, Code.InvalidArgument);
+  assert.equal(err.rawMessage, "spec.caption.video_url: must be an http or https URL");
+  assert.deepEqual(
+    err.findDetails(BadRequestSchema).map((d) => d.fieldViolations.map((v) => [v.field, v.description])),
+    [[["spec.caption.video_url", "must be an http or https URL"]]],
+  );
+  assert.equal(violatedField(err), "spec.caption.video_url");
+  // Anything else passes through unchanged.
+  const other = new Error("boom");
+  assert.equal(toConnectError(other), other);
 });

@@ -16,15 +16,17 @@ import {
   type SceneVideoTask,
   type SubtitleStyle,
 } from "@framefleet/gen/framefleet/v1/job_pb";
-import { isBlockedAddress } from "@framefleet/common";
-import { assetIdFromUri, isAssetUri } from "@framefleet/common";
+import { assetIdFromUri, isAssetUri, isBlockedAddress } from "@framefleet/common";
+import { BadRequestSchema } from "@framefleet/gen/google/rpc/error_details_pb";
 
 export class ValidationError extends Error {
   override name = "ValidationError";
   readonly field: string;
+  readonly rule: string;
   constructor(field: string, rule: string) {
     super(`${field}: ${rule}`);
     this.field = field;
+    this.rule = rule;
   }
 }
 
@@ -247,6 +249,18 @@ export function validateSpec(spec: JobSpec | undefined, opts: ValidateOptions = 
   if (spec.output) checkOutput(spec.output);
 }
 
+/**
+ * InvalidArgument naming the field in the message and, for clients that read the standard error details, as a
+ * google.rpc.BadRequest field violation.
+ */
 export function toConnectError(err: unknown): unknown {
-  return err instanceof ValidationError ? new ConnectError(err.message, Code.InvalidArgument) : err;
+  if (!(err instanceof ValidationError)) return err;
+  return new ConnectError(err.message, Code.InvalidArgument, undefined, [
+    { desc: BadRequestSchema, value: { fieldViolations: [{ field: err.field, description: err.rule }] } },
+  ]);
+}
+
+/** The field a ConnectError's BadRequest detail names, if any (for REST error bodies). */
+export function violatedField(err: ConnectError): string | undefined {
+  return err.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field;
 }

@@ -1,13 +1,12 @@
 // AdminService's webhook settings RPCs: default URL and filter, signing secret and its rotation.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { ConnectError, Code } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "@framefleet/common";
 import { WebhookSettingsSchema, type AdminService, type WebhookSettings } from "@framefleet/gen/framefleet/v1/admin_service_pb";
 import { WebhookEventType } from "@framefleet/gen/framefleet/v1/job_pb";
 import { adminAccount, callerKey, unauthenticated, type Caller } from "../auth.ts";
-import { checkWebhookUrl, ValidationError } from "../validate.ts";
+import { checkWebhookUrl, toConnectError, ValidationError } from "../validate.ts";
 import { previousValidSeconds, type WebhookAccounts } from "./settings.ts";
 import type { WebhookSettingsDoc } from "./store.ts";
 
@@ -44,8 +43,7 @@ export function checkEvents(events: readonly WebhookEventType[], field: string):
   return [...new Set(events)];
 }
 
-const invalid = (err: unknown) =>
-  err instanceof ValidationError || err instanceof RangeError ? new ConnectError(err.message, Code.InvalidArgument) : err;
+const invalid = toConnectError;
 
 export function webhookAdminHandlers(deps: WebhookAdminDeps): Pick<ServiceImpl<typeof AdminService>, "getWebhookSettings" | "updateWebhookSettings" | "rotateWebhookSecret"> {
   const now = deps.now ?? (() => new Date());

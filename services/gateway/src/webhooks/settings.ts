@@ -3,6 +3,7 @@ import type { Collection, Db } from "mongodb";
 import { isDuplicateKey } from "@framefleet/common";
 import { generateSecret } from "./signing.ts";
 import { webhookSettings, type WebhookSettingsDoc } from "./store.ts";
+import { ValidationError } from "../validate.ts";
 
 export const DEFAULT_PREVIOUS_VALID_SECONDS = 24 * 3600;
 export const MAX_PREVIOUS_VALID_SECONDS = 7 * 24 * 3600;
@@ -11,7 +12,7 @@ export const MAX_PREVIOUS_VALID_SECONDS = 7 * 24 * 3600;
 export function previousValidSeconds(requested: number): number {
   if (requested === 0) return DEFAULT_PREVIOUS_VALID_SECONDS;
   if (requested > MAX_PREVIOUS_VALID_SECONDS) {
-    throw new RangeError(`previous_secret_valid_seconds: at most ${MAX_PREVIOUS_VALID_SECONDS} (7 days); 0 means 24 h`);
+    throw new ValidationError("previous_secret_valid_seconds", `at most ${MAX_PREVIOUS_VALID_SECONDS} (7 days); 0 means 24 h`);
   }
   return requested;
 }
