@@ -348,6 +348,36 @@ describe("the caption job with S3 storage", () => {
     assert.deepEqual(Buffer.concat(parts), output.subarray(500));
   });
 
+  test("DownloadOutput follows a job while it renders (GridFS is the live buffer), and the bytes are the S3 object", async () => {
+    // Long enough that the first bytes arrive well before the end.
+    const longFile = path.join(work, "long.mp4");
+    await makeTestVideo(longFile, { seconds: 30, width: 640, height: 360 });
+    const v = await putAsset(p, "long.mp4", fs.readFileSync(longFile));
+    assert.equal(v.status, 201, JSON.stringify(v.body));
+    const { body } = await submit(p, { caption: { videoUrl: v.body.uri, subtitlesText: SUBTITLES } });
+    const auth: Interceptor = (next) => (req) => {
+      req.header.set("authorization", `Bearer ${API_KEY}`);
+      return next(req);
+    };
+    const client = createClient(JobService, createGrpcTransport({ baseUrl: p.gateway, interceptors: [auth] }));
+    const parts: Buffer[] = [];
+    let statusAtFirstByte: string | undefined;
+    for await (const r of client.downloadOutput({ jobId: body.id })) {
+      if (parts.length === 0) {
+        const j = await fetch(`${p.gateway}/v1/jobs/${body.id}`, { headers: bearer() });
+        statusAtFirstByte = ((await j.json()) as { status: string }).status;
+      }
+      parts.push(Buffer.from(r.data));
+    }
+    assert.equal(statusAtFirstByte, "JOB_STATUS_RUNNING", "the first bytes came while the job was still rendering");
+    const job = await waitForEnd(p, body.id);
+    assert.equal(job.status, "JOB_STATUS_SUCCEEDED", JSON.stringify(job.error));
+    const streamed = Buffer.concat(parts);
+    assert.equal(createHash("sha256").update(streamed).digest("hex"), job.output.sha256);
+    const obj = await s3Client().send(new GetObjectCommand({ Bucket: s3.bucket, Key: `outputs/${body.id}/1` }));
+    assert.deepEqual(Buffer.from(await obj.Body!.transformToByteArray()), streamed);
+  });
+
   test("GET /v1/jobs/{id}/output/url is a presigned S3 URL that fetches the output", async () => {
     const res = await fetch(`${p.gateway}/v1/jobs/${jobId}/output/url`, { headers: bearer() });
     assert.equal(res.status, 200);
