@@ -180,7 +180,7 @@ describe("API key administration through the CLI", () => {
   // A slow shared machine may need a while to boot the local worker: more time than the default.
   test("a key with a tiny budget submits one job; once it has a cost the next is refused", { timeout: 300_000 }, async () => {
     const tiny = await createKey(adminB, "--name", "tiny", "--role", "submit", "--budget-usd", "0.000001");
-    const first = await rpc("SubmitJob", captionSpec(), tiny.secret);
+    const first = await rpc("SubmitJob", captionSpec(), tiny.secret, { "idempotency-key": "tiny-first" });
     assert.equal(first.status, 200, JSON.stringify(first.body));
     const jobId = first.body.job.id as string;
     const deadline = Date.now() + 240_000;
@@ -195,7 +195,24 @@ describe("API key administration through the CLI", () => {
     assert.ok(Number(job.cost.amountMicros) > 0, JSON.stringify(job.cost));
     const second = await rpc("SubmitJob", captionSpec(), tiny.secret);
     assert.equal(second.body.code, "failed_precondition", JSON.stringify(second.body));
-    assert.match(second.body.message, new RegExp(`^API key ${tiny.keyId} has used \\$0\\.00 of its \\$0\\.00 monthly budget; .*framefleet keys create.*wait until \\d{4}-\\d{2}-01`));
+    assert.match(second.body.message, new RegExp(`^API key ${tiny.keyId} has used \\$0\\.00 of its \\$0\\.00 monthly budget; .*framefleet keys update ${tiny.keyId} --budget-usd.*wait until \\d{4}-\\d{2}-01`));
+
+    // A retry of the job already accepted still returns it: the budget refuses new work only.
+    const retry = await rpc("SubmitJob", captionSpec(), tiny.secret, { "idempotency-key": "tiny-first" });
+    assert.equal(retry.status, 200, JSON.stringify(retry.body));
+    assert.equal(retry.body.job.id, jobId);
+    // A refused request does not hold its key: once the budget is raised, the same key creates the job.
+    const refusedKey = await rpc("SubmitJob", captionSpec(), tiny.secret, { "idempotency-key": "tiny-second" });
+    assert.equal(refusedKey.body.code, "failed_precondition");
+
+    // An admin raises the budget: the key submits again at once.
+    const raised = await cli(adminB, "keys", "update", tiny.keyId, "--budget-usd", "100", "--name", "tiny-raised");
+    assert.equal(raised.code, 0, raised.stderr);
+    assert.match(raised.stdout, /tiny-raised\s+submit\s+acct_b\s+\$100\.00/);
+    const third = await rpc("SubmitJob", captionSpec(), tiny.secret, { "idempotency-key": "tiny-second" });
+    assert.equal(third.status, 200, JSON.stringify(third.body));
+    assert.notEqual(third.body.job.id, jobId);
+    assert.equal((await cli(adminB, "keys", "update", tiny.keyId)).code, 2, "nothing to change is a usage error");
   });
 });
 
@@ -206,7 +223,7 @@ describe("operations", () => {
     const text = await res.text();
     assert.match(text, /framefleet_rpc_requests_total\{service="framefleet.v1.JobService",method="SubmitJob",code="ok"\} \d+/);
     assert.match(text, /framefleet_rpc_requests_total\{service="framefleet.v1.AdminService",method="CreateApiKey",code="ok"\} \d+/);
-    assert.match(text, /framefleet_rpc_requests_total\{service="framefleet.v1.JobService",method="SubmitJob",code="failed_precondition"\} 1/);
+    assert.match(text, /framefleet_rpc_requests_total\{service="framefleet.v1.JobService",method="SubmitJob",code="failed_precondition"\} [1-9]/);
     assert.match(text, /framefleet_rpc_duration_seconds_bucket\{le="[^"]+",service="framefleet.v1.JobService",method="GetJob",code="ok"\}/);
     assert.match(text, /framefleet_jobs\{status="SUCCEEDED"\} [1-9]/);
     assert.match(text, /framefleet_queue_depth \d+/);

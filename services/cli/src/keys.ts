@@ -1,4 +1,4 @@
-// framefleet keys create | ls | revoke: the AdminService key RPCs.
+// framefleet keys create | ls | update | revoke: the AdminService key RPCs.
 import { parseArgs } from "node:util";
 import { toJson } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
@@ -56,6 +56,7 @@ function parse(ctx: CommandContext, options: Options, usage: string): { values: 
 const createUsage = "framefleet keys create --name NAME --role submit|read|admin|operator [--account ACCOUNT] [--budget-usd 12.5]";
 const lsUsage = "framefleet keys ls [--account ACCOUNT] [--all]";
 const revokeUsage = "framefleet keys revoke KEY_ID";
+const updateUsage = "framefleet keys update KEY_ID [--name NAME] [--budget-usd 12.5 (0: no limit)]";
 
 async function create(ctx: CommandContext): Promise<void> {
   const { values, positionals } = parse(
@@ -94,6 +95,21 @@ async function ls(ctx: CommandContext): Promise<void> {
   else ctx.out(keysTable(res.keys));
 }
 
+async function update(ctx: CommandContext): Promise<void> {
+  const { values, positionals } = parse(ctx, { name: { type: "string" }, "budget-usd": { type: "string" } }, updateUsage);
+  if (positionals.length !== 1) throw new UsageError(`one key id is required\nusage: ${updateUsage}`);
+  if (values.name === undefined && values["budget-usd"] === undefined) {
+    throw new UsageError(`nothing to change: give --name and/or --budget-usd\nusage: ${updateUsage}`);
+  }
+  const res = await ctx.client(AdminService).updateApiKey({
+    keyId: positionals[0]!,
+    ...(values.name !== undefined ? { name: values.name as string } : {}),
+    ...(values["budget-usd"] !== undefined ? { monthlyBudgetMicros: parseBudgetUsd(values["budget-usd"] as string) } : {}),
+  });
+  if (ctx.json) ctx.out(JSON.stringify(res.key ? toJson(ApiKeySchema, res.key) : {}) + "\n");
+  else ctx.out(keysTable(res.key ? [res.key] : []));
+}
+
 async function revoke(ctx: CommandContext): Promise<void> {
   const { positionals } = parse(ctx, {}, revokeUsage);
   if (positionals.length !== 1) throw new UsageError(`one key id is required\nusage: ${revokeUsage}`);
@@ -105,5 +121,6 @@ async function revoke(ctx: CommandContext): Promise<void> {
 export const keysCommands: Record<string, Command> = {
   "keys create": { summary: "create an API key (the secret is shown once)", usage: createUsage, run: create },
   "keys ls": { summary: "list API keys (--all includes revoked ones)", usage: lsUsage, run: ls },
+  "keys update": { summary: "rename an API key or change its monthly budget", usage: updateUsage, run: update },
   "keys revoke": { summary: "revoke an API key, effective at once", usage: revokeUsage, run: revoke },
 };

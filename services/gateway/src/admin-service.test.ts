@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConnectError, Code } from "@connectrpc/connect";
 import { ApiKeyRole } from "@framefleet/gen/framefleet/v1/admin_service_pb";
-import { apiKeyToProto, checkCreate, roleFromProto, roleToProto } from "./admin-service.ts";
+import { apiKeyToProto, checkCreate, checkUpdate, roleFromProto, roleToProto } from "./admin-service.ts";
 import { shouldRecordUse, type Caller } from "./auth.ts";
 
 const admin: Caller = { accountId: "b", keyId: "key_admin", role: "admin" };
@@ -43,4 +43,15 @@ test("last use is written at most once a minute", () => {
   assert.equal(shouldRecordUse(0, 1_000), true);
   assert.equal(shouldRecordUse(1_000, 60_999), false);
   assert.equal(shouldRecordUse(1_000, 61_000), true);
+});
+
+test("an update changes only what it names, with the create rules for each", () => {
+  assert.deepEqual(checkUpdate({}), {});
+  assert.deepEqual(checkUpdate({ name: "  ci  " }), { name: "ci" });
+  assert.deepEqual(checkUpdate({ monthlyBudgetMicros: 0n }), { monthlyBudgetMicros: 0 }, "0 removes the limit");
+  assert.deepEqual(checkUpdate({ name: "x", monthlyBudgetMicros: 5_000_000n }), { name: "x", monthlyBudgetMicros: 5_000_000 });
+  const invalid = (f: () => unknown, re: RegExp) =>
+    assert.throws(f, (e: ConnectError) => e.code === Code.InvalidArgument && re.test(e.rawMessage));
+  invalid(() => checkUpdate({ name: " " }), /^name: required/);
+  invalid(() => checkUpdate({ monthlyBudgetMicros: -1n }), /^monthly_budget_micros:/);
 });

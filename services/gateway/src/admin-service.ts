@@ -44,13 +44,26 @@ export function apiKeyToProto(d: ApiKeyDoc): ApiKey {
 
 export const MAX_KEY_NAME_LENGTH = 100;
 
-/** The checks on a CreateApiKey request that need no database; throws InvalidArgument / PermissionDenied. */
-export function checkCreate(caller: Caller, req: { name: string; role: ApiKeyRole; monthlyBudgetMicros: bigint }): Role {
-  const name = req.name.trim();
+function checkName(raw: string): string {
+  const name = raw.trim();
   if (!name) throw new ConnectError("name: required (a label for the key, e.g. \"ci\")", Code.InvalidArgument);
   if (name.length > MAX_KEY_NAME_LENGTH) {
     throw new ConnectError(`name: at most ${MAX_KEY_NAME_LENGTH} characters`, Code.InvalidArgument);
   }
+  return name;
+}
+
+function checkBudget(micros: bigint): number {
+  if (micros < 0n) throw new ConnectError("monthly_budget_micros: must be 0 (no limit) or positive", Code.InvalidArgument);
+  if (micros > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new ConnectError(`monthly_budget_micros: at most ${Number.MAX_SAFE_INTEGER}`, Code.InvalidArgument);
+  }
+  return Number(micros);
+}
+
+/** The checks on a CreateApiKey request that need no database; throws InvalidArgument / PermissionDenied. */
+export function checkCreate(caller: Caller, req: { name: string; role: ApiKeyRole; monthlyBudgetMicros: bigint }): Role {
+  checkName(req.name);
   const role = roleFromProto(req.role);
   if (!role) {
     throw new ConnectError("role: required, one of API_KEY_ROLE_SUBMIT, _READ, _ADMIN, _OPERATOR", Code.InvalidArgument);
@@ -58,13 +71,16 @@ export function checkCreate(caller: Caller, req: { name: string; role: ApiKeyRol
   if (role === "operator" && caller.role !== "operator") {
     throw new ConnectError("role: only an operator key may create an operator key", Code.PermissionDenied);
   }
-  if (req.monthlyBudgetMicros < 0n) {
-    throw new ConnectError("monthly_budget_micros: must be 0 (no limit) or positive", Code.InvalidArgument);
-  }
-  if (req.monthlyBudgetMicros > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new ConnectError(`monthly_budget_micros: at most ${Number.MAX_SAFE_INTEGER}`, Code.InvalidArgument);
-  }
+  checkBudget(req.monthlyBudgetMicros);
   return role;
+}
+
+/** The checks on an UpdateApiKey request that need no database; the change to apply. */
+export function checkUpdate(req: { name?: string; monthlyBudgetMicros?: bigint }): { name?: string; monthlyBudgetMicros?: number } {
+  return {
+    ...(req.name !== undefined ? { name: checkName(req.name) } : {}),
+    ...(req.monthlyBudgetMicros !== undefined ? { monthlyBudgetMicros: checkBudget(req.monthlyBudgetMicros) } : {}),
+  };
 }
 
 function callerOf(ctx: HandlerContext): Caller {
@@ -76,6 +92,16 @@ function callerOf(ctx: HandlerContext): Caller {
 export function adminRoutes(deps: AdminDeps, extra: Partial<ServiceImpl<typeof AdminService>> = {}) {
   const now = deps.now ?? (() => new Date());
   const { keys, log } = deps;
+  /** The key an admin call names, if the caller may administer it; another account's key is reported as not found. */
+  const keyOf = async (caller: Caller, keyId: string): Promise<ApiKeyDoc> => {
+    requireRole(caller, ["admin", "operator"]);
+    if (!keyId) throw new ConnectError("key_id: required (see ListApiKeys)", Code.InvalidArgument);
+    const found = await keys.byKeyId(keyId);
+    if (!found || (caller.role !== "operator" && found.accountId !== caller.accountId)) {
+      throw new ConnectError(`key_id: no API key "${keyId}" in this account`, Code.NotFound);
+    }
+    return found;
+  };
   const impl: Partial<ServiceImpl<typeof AdminService>> = {
     async createApiKey(req, ctx) {
       const caller = callerOf(ctx);
@@ -92,15 +118,20 @@ export function adminRoutes(deps: AdminDeps, extra: Partial<ServiceImpl<typeof A
       const docs = await keys.list(accountId, req.includeRevoked);
       return { keys: docs.map(apiKeyToProto) };
     },
+    async updateApiKey(req, ctx) {
+      const caller = callerOf(ctx);
+      const change = checkUpdate(req);
+      const found = await keyOf(caller, req.keyId);
+      if (found.role === "operator" && caller.role !== "operator") {
+        throw new ConnectError("key_id: only an operator may change an operator key", Code.PermissionDenied);
+      }
+      const doc = await keys.update(found._id, change);
+      log.info({ keyId: doc.keyId, accountId: doc.accountId, by: caller.keyId, ...change }, "API key updated");
+      return { key: apiKeyToProto(doc) };
+    },
     async revokeApiKey(req, ctx) {
       const caller = callerOf(ctx);
-      requireRole(caller, ["admin", "operator"]);
-      if (!req.keyId) throw new ConnectError("key_id: required (see ListApiKeys)", Code.InvalidArgument);
-      const found = await keys.byKeyId(req.keyId);
-      // Another account's key is reported as not found, like another account's job.
-      if (!found || (caller.role !== "operator" && found.accountId !== caller.accountId)) {
-        throw new ConnectError(`key_id: no API key "${req.keyId}" in this account`, Code.NotFound);
-      }
+      const found = await keyOf(caller, req.keyId);
       const doc = await keys.revoke(found._id, now());
       log.info({ keyId: doc.keyId, accountId: doc.accountId, by: caller.keyId }, "API key revoked");
       return { key: apiKeyToProto(doc) };

@@ -80,6 +80,19 @@ export class ApiKeys {
     return this.keys.findOne({ keyId });
   }
 
+  /** Sets a key's name and/or budget (0 removes the limit). */
+  async update(hash: string, change: { name?: string; monthlyBudgetMicros?: number }): Promise<ApiKeyDoc> {
+    const $set: Partial<ApiKeyDoc> = {};
+    const $unset: Record<string, ""> = {};
+    if (change.name !== undefined) $set.name = change.name;
+    if (change.monthlyBudgetMicros !== undefined) {
+      if (change.monthlyBudgetMicros > 0) $set.monthlyBudgetMicros = change.monthlyBudgetMicros;
+      else $unset.monthlyBudgetMicros = "";
+    }
+    await this.keys.updateOne({ _id: hash }, { ...(Object.keys($set).length ? { $set } : {}), ...(Object.keys($unset).length ? { $unset } : {}) });
+    return (await this.keys.findOne({ _id: hash }))!;
+  }
+
   /** Revokes a key (idempotent: the first revocation time stays). authenticate reads the database, so it is immediate. */
   async revoke(hash: string, now: Date): Promise<ApiKeyDoc> {
     await this.keys.updateOne({ _id: hash, revokedAt: { $exists: false } }, { $set: { revokedAt: now } });

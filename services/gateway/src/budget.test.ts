@@ -30,7 +30,7 @@ test("a key that has reached its budget is refused until the first of next month
   if (d.allowed) return;
   assert.equal(d.resetsAt.toISOString(), "2026-12-01T00:00:00.000Z");
   assert.match(d.message, /^API key key_abc has used \$2\.00 of its \$2\.00 monthly budget; /);
-  assert.match(d.message, /framefleet keys create/);
+  assert.match(d.message, /framefleet keys update key_\w+ --budget-usd/);
   assert.match(d.message, /wait until 2026-12-01/);
 });
 

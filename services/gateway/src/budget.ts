@@ -25,7 +25,7 @@ export function budgetDecision(keyId: string, spentMicros: number, budgetMicros:
     resetsAt,
     message:
       `API key ${keyId} has used ${formatUsd(spentMicros)} of its ${formatUsd(budgetMicros)} monthly budget; ` +
-      `an admin can give you a key with a larger budget (framefleet keys create --budget-usd …) — ask your admin — ` +
+      `an admin can raise it (framefleet keys update ${keyId} --budget-usd …, or UpdateApiKey), ` +
       `or wait until ${resetsAt.toISOString().slice(0, 10)} (UTC), when the budget renews`,
   };
 }

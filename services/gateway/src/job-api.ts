@@ -74,12 +74,20 @@ export class JobApi {
       throw toConnectError(err);
     }
     const now = this.#now();
-    await enforceBudget(this.jobs, caller, now);
-    const assetIds = (await this.#o.assets?.checkRefs(caller, spec)) ?? [];
     const jobId = newId("job");
+    // A retry of a job already accepted gets that job, whatever the budget says now.
     if (spec.idempotencyKey) {
       const existing = await this.#claimIdempotencyKey(caller, spec, jobId, now);
       if (existing) return existing;
+    }
+    let assetIds: string[];
+    try {
+      await enforceBudget(this.jobs, caller, now);
+      assetIds = (await this.#o.assets?.checkRefs(caller, spec)) ?? [];
+    } catch (err) {
+      // A refused request must not hold the key: a corrected retry with the same key goes through.
+      if (spec.idempotencyKey) await this.#idem.deleteOne({ _id: idempotencyId(caller, spec), jobId }).catch(() => {});
+      throw err;
     }
     const doc: JobDoc = {
       _id: jobId,
@@ -111,7 +119,7 @@ export class JobApi {
 
   /** Returns the job an earlier request with the same key created, or undefined after reserving the key. */
   async #claimIdempotencyKey(caller: Caller, spec: JobSpec, jobId: string, now: Date): Promise<Job | undefined> {
-    const _id = `${caller.accountId}:${spec.idempotencyKey}`;
+    const _id = idempotencyId(caller, spec);
     const requestHash = createHash("sha256").update(toBinary(JobSpecSchema, spec)).digest("hex");
     for (let i = 0; i < 50; i++) {
       try {
@@ -283,6 +291,10 @@ export class JobApi {
     // Always pass both: with only `start`, the driver takes a missing `end` as 0.
     return bucket.openDownloadStream(doc.output!.fileId, { start, end });
   }
+}
+
+function idempotencyId(caller: Caller, spec: JobSpec): string {
+  return `${caller.accountId}:${spec.idempotencyKey}`;
 }
 
 function restarted(jobId: string, attempt: number): ConnectError {

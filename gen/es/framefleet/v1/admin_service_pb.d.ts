@@ -165,6 +165,50 @@ export declare type ListApiKeysResponse = Message<"framefleet.v1.ListApiKeysResp
 export declare const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse>;
 
 /**
+ * @generated from message framefleet.v1.UpdateApiKeyRequest
+ */
+export declare type UpdateApiKeyRequest = Message<"framefleet.v1.UpdateApiKeyRequest"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * 0 means no limit.
+   *
+   * @generated from field: optional int64 monthly_budget_micros = 3;
+   */
+  monthlyBudgetMicros?: bigint | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.UpdateApiKeyRequest.
+ * Use `create(UpdateApiKeyRequestSchema)` to create a new message.
+ */
+export declare const UpdateApiKeyRequestSchema: GenMessage<UpdateApiKeyRequest>;
+
+/**
+ * @generated from message framefleet.v1.UpdateApiKeyResponse
+ */
+export declare type UpdateApiKeyResponse = Message<"framefleet.v1.UpdateApiKeyResponse"> & {
+  /**
+   * @generated from field: framefleet.v1.ApiKey key = 1;
+   */
+  key?: ApiKey | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.UpdateApiKeyResponse.
+ * Use `create(UpdateApiKeyResponseSchema)` to create a new message.
+ */
+export declare const UpdateApiKeyResponseSchema: GenMessage<UpdateApiKeyResponse>;
+
+/**
  * @generated from message framefleet.v1.RevokeApiKeyRequest
  */
 export declare type RevokeApiKeyRequest = Message<"framefleet.v1.RevokeApiKeyRequest"> & {
@@ -418,6 +462,16 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListApiKeysRequestSchema;
     output: typeof ListApiKeysResponseSchema;
+  },
+  /**
+   * Renames a key or changes its monthly budget; fields left unset stay as they are.
+   *
+   * @generated from rpc framefleet.v1.AdminService.UpdateApiKey
+   */
+  updateApiKey: {
+    methodKind: "unary";
+    input: typeof UpdateApiKeyRequestSchema;
+    output: typeof UpdateApiKeyResponseSchema;
   },
   /**
    * Takes effect at once; revoking twice is not an error.
