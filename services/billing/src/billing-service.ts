@@ -1,14 +1,16 @@
 // BillingService: usage and job cost, read from the ledger.
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { ConnectError, Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { BillingService } from "@framefleet/gen/framefleet/v1/billing_service_pb";
 import type { Filter } from "mongodb";
 import type { Ledger, LedgerEntry } from "./ledger.ts";
 
-export function billingRoutes(ledger: Ledger) {
+/** The ledger's read RPCs; `extra` adds the methods other modules implement (budgets, quotes, reports). */
+export function billingRoutes(ledger: Ledger, extra: Partial<ServiceImpl<typeof BillingService>> = {}) {
   return (router: ConnectRouter) =>
     router.service(BillingService, {
+      ...extra,
       async getUsage(req) {
         if (!req.accountId) throw new ConnectError("account_id: required", Code.InvalidArgument);
         const filter: Filter<LedgerEntry> = { accountId: req.accountId };

@@ -5,6 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { JobSpec } from "./job_pb.js";
 
 /**
  * Describes the file framefleet/v1/billing_service.proto.
@@ -72,6 +73,13 @@ export declare type GetUsageResponse = Message<"framefleet.v1.GetUsageResponse">
    * @generated from field: repeated framefleet.v1.UsageByKey by_gpu = 6;
    */
   byGpu: UsageByKey[];
+
+  /**
+   * By task type ("caption", "image_to_video", ...).
+   *
+   * @generated from field: repeated framefleet.v1.UsageByKey by_task = 7;
+   */
+  byTask: UsageByKey[];
 };
 
 /**
@@ -198,6 +206,13 @@ export declare type CostLine = Message<"framefleet.v1.CostLine"> & {
    * @generated from field: uint32 attempt = 8;
    */
   attempt: number;
+
+  /**
+   * How the line was worked out, e.g. "boot of inst_x (40 s) shared by its 2 jobs by run time".
+   *
+   * @generated from field: string note = 9;
+   */
+  note: string;
 };
 
 /**
@@ -207,7 +222,708 @@ export declare type CostLine = Message<"framefleet.v1.CostLine"> & {
 export declare const CostLineSchema: GenMessage<CostLine>;
 
 /**
- * Cost and usage from the ledger. Served by billing.
+ * An estimate of one job's GPU time and charge.
+ *
+ * @generated from message framefleet.v1.Quote
+ */
+export declare type Quote = Message<"framefleet.v1.Quote"> & {
+  /**
+   * @generated from field: double gpu_seconds_p50 = 1;
+   */
+  gpuSecondsP50: number;
+
+  /**
+   * @generated from field: double gpu_seconds_p90 = 2;
+   */
+  gpuSecondsP90: number;
+
+  /**
+   * @generated from field: int64 charge_p50_micros = 3;
+   */
+  chargeP50Micros: bigint;
+
+  /**
+   * @generated from field: int64 charge_p90_micros = 4;
+   */
+  chargeP90Micros: bigint;
+
+  /**
+   * The GPU type and customer price the estimate assumes.
+   *
+   * @generated from field: string gpu_name = 5;
+   */
+  gpuName: string;
+
+  /**
+   * @generated from field: int64 price_per_hour_micros = 6;
+   */
+  pricePerHourMicros: bigint;
+
+  /**
+   * Media seconds the job produces, from the spec where it says (0 when unknown).
+   *
+   * @generated from field: double media_seconds = 7;
+   */
+  mediaSeconds: number;
+
+  /**
+   * Finished attempts the estimate is drawn from; 0 means the fallback estimate.
+   *
+   * @generated from field: uint32 history_samples = 8;
+   */
+  historySamples: number;
+
+  /**
+   * In words, e.g. "p50/p90 of 37 caption jobs on RTX 4090, scaled to 12 s of media".
+   *
+   * @generated from field: string basis = 9;
+   */
+  basis: string;
+};
+
+/**
+ * Describes the message framefleet.v1.Quote.
+ * Use `create(QuoteSchema)` to create a new message.
+ */
+export declare const QuoteSchema: GenMessage<Quote>;
+
+/**
+ * @generated from message framefleet.v1.QuoteJobRequest
+ */
+export declare type QuoteJobRequest = Message<"framefleet.v1.QuoteJobRequest"> & {
+  /**
+   * @generated from field: framefleet.v1.JobSpec spec = 1;
+   */
+  spec?: JobSpec | undefined;
+
+  /**
+   * Optional: the account's own history is preferred when it has enough.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+};
+
+/**
+ * Describes the message framefleet.v1.QuoteJobRequest.
+ * Use `create(QuoteJobRequestSchema)` to create a new message.
+ */
+export declare const QuoteJobRequestSchema: GenMessage<QuoteJobRequest>;
+
+/**
+ * @generated from message framefleet.v1.QuoteJobResponse
+ */
+export declare type QuoteJobResponse = Message<"framefleet.v1.QuoteJobResponse"> & {
+  /**
+   * @generated from field: framefleet.v1.Quote quote = 1;
+   */
+  quote?: Quote | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.QuoteJobResponse.
+ * Use `create(QuoteJobResponseSchema)` to create a new message.
+ */
+export declare const QuoteJobResponseSchema: GenMessage<QuoteJobResponse>;
+
+/**
+ * @generated from message framefleet.v1.CheckBudgetRequest
+ */
+export declare type CheckBudgetRequest = Message<"framefleet.v1.CheckBudgetRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: framefleet.v1.JobSpec spec = 2;
+   */
+  spec?: JobSpec | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.CheckBudgetRequest.
+ * Use `create(CheckBudgetRequestSchema)` to create a new message.
+ */
+export declare const CheckBudgetRequestSchema: GenMessage<CheckBudgetRequest>;
+
+/**
+ * @generated from message framefleet.v1.CheckBudgetResponse
+ */
+export declare type CheckBudgetResponse = Message<"framefleet.v1.CheckBudgetResponse"> & {
+  /**
+   * @generated from field: bool allowed = 1;
+   */
+  allowed: boolean;
+
+  /**
+   * Why not, in words a user can act on (set when not allowed).
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * @generated from field: framefleet.v1.Quote quote = 3;
+   */
+  quote?: Quote | undefined;
+
+  /**
+   * @generated from field: int64 month_spent_micros = 4;
+   */
+  monthSpentMicros: bigint;
+
+  /**
+   * 0: the account has no budget.
+   *
+   * @generated from field: int64 monthly_budget_micros = 5;
+   */
+  monthlyBudgetMicros: bigint;
+
+  /**
+   * When the month's budget renews (UTC).
+   *
+   * @generated from field: google.protobuf.Timestamp period_end_time = 6;
+   */
+  periodEndTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.CheckBudgetResponse.
+ * Use `create(CheckBudgetResponseSchema)` to create a new message.
+ */
+export declare const CheckBudgetResponseSchema: GenMessage<CheckBudgetResponse>;
+
+/**
+ * @generated from message framefleet.v1.AccountBudget
+ */
+export declare type AccountBudget = Message<"framefleet.v1.AccountBudget"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Most the account's jobs may be charged per calendar month (UTC); 0 means no limit.
+   *
+   * @generated from field: int64 monthly_budget_micros = 2;
+   */
+  monthlyBudgetMicros: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 3;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.AccountBudget.
+ * Use `create(AccountBudgetSchema)` to create a new message.
+ */
+export declare const AccountBudgetSchema: GenMessage<AccountBudget>;
+
+/**
+ * @generated from message framefleet.v1.SetAccountBudgetRequest
+ */
+export declare type SetAccountBudgetRequest = Message<"framefleet.v1.SetAccountBudgetRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: int64 monthly_budget_micros = 2;
+   */
+  monthlyBudgetMicros: bigint;
+};
+
+/**
+ * Describes the message framefleet.v1.SetAccountBudgetRequest.
+ * Use `create(SetAccountBudgetRequestSchema)` to create a new message.
+ */
+export declare const SetAccountBudgetRequestSchema: GenMessage<SetAccountBudgetRequest>;
+
+/**
+ * @generated from message framefleet.v1.SetAccountBudgetResponse
+ */
+export declare type SetAccountBudgetResponse = Message<"framefleet.v1.SetAccountBudgetResponse"> & {
+  /**
+   * @generated from field: framefleet.v1.AccountBudget budget = 1;
+   */
+  budget?: AccountBudget | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.SetAccountBudgetResponse.
+ * Use `create(SetAccountBudgetResponseSchema)` to create a new message.
+ */
+export declare const SetAccountBudgetResponseSchema: GenMessage<SetAccountBudgetResponse>;
+
+/**
+ * @generated from message framefleet.v1.GetAccountBudgetRequest
+ */
+export declare type GetAccountBudgetRequest = Message<"framefleet.v1.GetAccountBudgetRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+};
+
+/**
+ * Describes the message framefleet.v1.GetAccountBudgetRequest.
+ * Use `create(GetAccountBudgetRequestSchema)` to create a new message.
+ */
+export declare const GetAccountBudgetRequestSchema: GenMessage<GetAccountBudgetRequest>;
+
+/**
+ * @generated from message framefleet.v1.GetAccountBudgetResponse
+ */
+export declare type GetAccountBudgetResponse = Message<"framefleet.v1.GetAccountBudgetResponse"> & {
+  /**
+   * @generated from field: framefleet.v1.AccountBudget budget = 1;
+   */
+  budget?: AccountBudget | undefined;
+
+  /**
+   * @generated from field: int64 month_spent_micros = 2;
+   */
+  monthSpentMicros: bigint;
+};
+
+/**
+ * Describes the message framefleet.v1.GetAccountBudgetResponse.
+ * Use `create(GetAccountBudgetResponseSchema)` to create a new message.
+ */
+export declare const GetAccountBudgetResponseSchema: GenMessage<GetAccountBudgetResponse>;
+
+/**
+ * @generated from message framefleet.v1.GetPricingRequest
+ */
+export declare type GetPricingRequest = Message<"framefleet.v1.GetPricingRequest"> & {
+};
+
+/**
+ * Describes the message framefleet.v1.GetPricingRequest.
+ * Use `create(GetPricingRequestSchema)` to create a new message.
+ */
+export declare const GetPricingRequestSchema: GenMessage<GetPricingRequest>;
+
+/**
+ * @generated from message framefleet.v1.GetPricingResponse
+ */
+export declare type GetPricingResponse = Message<"framefleet.v1.GetPricingResponse"> & {
+  /**
+   * Customer price per hour by GPU name ("*" for any other), micro-dollars.
+   *
+   * @generated from field: map<string, int64> price_per_hour_micros = 1;
+   */
+  pricePerHourMicros: { [key: string]: bigint };
+
+  /**
+   * Customer price = provider price × this, for GPUs not in the table.
+   *
+   * @generated from field: double default_markup = 2;
+   */
+  defaultMarkup: number;
+};
+
+/**
+ * Describes the message framefleet.v1.GetPricingResponse.
+ * Use `create(GetPricingResponseSchema)` to create a new message.
+ */
+export declare const GetPricingResponseSchema: GenMessage<GetPricingResponse>;
+
+/**
+ * @generated from message framefleet.v1.GetReportRequest
+ */
+export declare type GetReportRequest = Message<"framefleet.v1.GetReportRequest"> & {
+  /**
+   * Unset means from the beginning / up to now.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message framefleet.v1.GetReportRequest.
+ * Use `create(GetReportRequestSchema)` to create a new message.
+ */
+export declare const GetReportRequestSchema: GenMessage<GetReportRequest>;
+
+/**
+ * @generated from message framefleet.v1.GetReportResponse
+ */
+export declare type GetReportResponse = Message<"framefleet.v1.GetReportResponse"> & {
+  /**
+   * What the provider bills for the instances' lifetimes in the period.
+   *
+   * @generated from field: int64 provider_cost_micros = 1;
+   */
+  providerCostMicros: bigint;
+
+  /**
+   * What customers are charged for the jobs in the period.
+   *
+   * @generated from field: int64 charge_micros = 2;
+   */
+  chargeMicros: bigint;
+
+  /**
+   * charge - provider cost.
+   *
+   * @generated from field: int64 margin_micros = 3;
+   */
+  marginMicros: bigint;
+
+  /**
+   * @generated from field: double instance_seconds = 4;
+   */
+  instanceSeconds: number;
+
+  /**
+   * Instance seconds charged to jobs (run, boot share, idle share).
+   *
+   * @generated from field: double charged_seconds = 5;
+   */
+  chargedSeconds: number;
+
+  /**
+   * Instance seconds no job was charged for (idle before release, instances that never ran a job).
+   *
+   * @generated from field: double unallocated_seconds = 6;
+   */
+  unallocatedSeconds: number;
+
+  /**
+   * @generated from field: repeated framefleet.v1.ReportLine by_gpu = 7;
+   */
+  byGpu: ReportLine[];
+
+  /**
+   * @generated from field: repeated framefleet.v1.ReportLine by_account = 8;
+   */
+  byAccount: ReportLine[];
+};
+
+/**
+ * Describes the message framefleet.v1.GetReportResponse.
+ * Use `create(GetReportResponseSchema)` to create a new message.
+ */
+export declare const GetReportResponseSchema: GenMessage<GetReportResponse>;
+
+/**
+ * @generated from message framefleet.v1.ReportLine
+ */
+export declare type ReportLine = Message<"framefleet.v1.ReportLine"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: double seconds = 2;
+   */
+  seconds: number;
+
+  /**
+   * @generated from field: int64 provider_cost_micros = 3;
+   */
+  providerCostMicros: bigint;
+
+  /**
+   * @generated from field: int64 charge_micros = 4;
+   */
+  chargeMicros: bigint;
+};
+
+/**
+ * Describes the message framefleet.v1.ReportLine.
+ * Use `create(ReportLineSchema)` to create a new message.
+ */
+export declare const ReportLineSchema: GenMessage<ReportLine>;
+
+/**
+ * @generated from message framefleet.v1.ListLedgerEntriesRequest
+ */
+export declare type ListLedgerEntriesRequest = Message<"framefleet.v1.ListLedgerEntriesRequest"> & {
+  /**
+   * Filters; empty means any.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: string job_id = 2;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * At most 1000; 0 means 100.
+   *
+   * @generated from field: uint32 page_size = 5;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message framefleet.v1.ListLedgerEntriesRequest.
+ * Use `create(ListLedgerEntriesRequestSchema)` to create a new message.
+ */
+export declare const ListLedgerEntriesRequestSchema: GenMessage<ListLedgerEntriesRequest>;
+
+/**
+ * @generated from message framefleet.v1.ListLedgerEntriesResponse
+ */
+export declare type ListLedgerEntriesResponse = Message<"framefleet.v1.ListLedgerEntriesResponse"> & {
+  /**
+   * @generated from field: repeated framefleet.v1.LedgerEntry entries = 1;
+   */
+  entries: LedgerEntry[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message framefleet.v1.ListLedgerEntriesResponse.
+ * Use `create(ListLedgerEntriesResponseSchema)` to create a new message.
+ */
+export declare const ListLedgerEntriesResponseSchema: GenMessage<ListLedgerEntriesResponse>;
+
+/**
+ * One line of the ledger: money for a job attempt (run and its shares) or for an instance's lifetime.
+ *
+ * @generated from message framefleet.v1.LedgerEntry
+ */
+export declare type LedgerEntry = Message<"framefleet.v1.LedgerEntry"> & {
+  /**
+   * Unique and derived from what it bills (e.g. the usage event id), so nothing is ever billed twice.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * "run", "boot_share", "idle_share" (customer charges of a job attempt) or "instance" (provider cost).
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string job_id = 3;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: string account_id = 4;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: uint32 attempt = 5;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: string instance_id = 6;
+   */
+  instanceId: string;
+
+  /**
+   * @generated from field: string gpu_name = 7;
+   */
+  gpuName: string;
+
+  /**
+   * @generated from field: string task = 8;
+   */
+  task: string;
+
+  /**
+   * @generated from field: double seconds = 9;
+   */
+  seconds: number;
+
+  /**
+   * @generated from field: int64 price_per_hour_micros = 10;
+   */
+  pricePerHourMicros: bigint;
+
+  /**
+   * @generated from field: int64 provider_price_per_hour_micros = 11;
+   */
+  providerPricePerHourMicros: bigint;
+
+  /**
+   * @generated from field: int64 charge_micros = 12;
+   */
+  chargeMicros: bigint;
+
+  /**
+   * @generated from field: int64 provider_cost_micros = 13;
+   */
+  providerCostMicros: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 14;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 15;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * "event" (from the event stream) or "reconciled" (from the scheduler's records, when the event never came).
+   *
+   * @generated from field: string source = 16;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message framefleet.v1.LedgerEntry.
+ * Use `create(LedgerEntrySchema)` to create a new message.
+ */
+export declare const LedgerEntrySchema: GenMessage<LedgerEntry>;
+
+/**
+ * @generated from message framefleet.v1.ReconcileRequest
+ */
+export declare type ReconcileRequest = Message<"framefleet.v1.ReconcileRequest"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Report only; bill nothing.
+   *
+   * @generated from field: bool dry_run = 3;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message framefleet.v1.ReconcileRequest.
+ * Use `create(ReconcileRequestSchema)` to create a new message.
+ */
+export declare const ReconcileRequestSchema: GenMessage<ReconcileRequest>;
+
+/**
+ * @generated from message framefleet.v1.ReconcileResponse
+ */
+export declare type ReconcileResponse = Message<"framefleet.v1.ReconcileResponse"> & {
+  /**
+   * @generated from field: repeated framefleet.v1.ReconcileDifference differences = 1;
+   */
+  differences: ReconcileDifference[];
+
+  /**
+   * @generated from field: uint32 instances_checked = 2;
+   */
+  instancesChecked: number;
+
+  /**
+   * @generated from field: uint32 attempts_checked = 3;
+   */
+  attemptsChecked: number;
+
+  /**
+   * Ledger entries written from records (0 with dry_run).
+   *
+   * @generated from field: uint32 entries_written = 4;
+   */
+  entriesWritten: number;
+};
+
+/**
+ * Describes the message framefleet.v1.ReconcileResponse.
+ * Use `create(ReconcileResponseSchema)` to create a new message.
+ */
+export declare const ReconcileResponseSchema: GenMessage<ReconcileResponse>;
+
+/**
+ * @generated from message framefleet.v1.ReconcileDifference
+ */
+export declare type ReconcileDifference = Message<"framefleet.v1.ReconcileDifference"> & {
+  /**
+   * e.g. "missing_usage", "instance_not_billed", "seconds_mismatch".
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string instance_id = 2;
+   */
+  instanceId: string;
+
+  /**
+   * @generated from field: string job_id = 3;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: uint32 attempt = 4;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: string detail = 5;
+   */
+  detail: string;
+
+  /**
+   * @generated from field: double seconds_difference = 6;
+   */
+  secondsDifference: number;
+
+  /**
+   * @generated from field: int64 micros_difference = 7;
+   */
+  microsDifference: bigint;
+};
+
+/**
+ * Describes the message framefleet.v1.ReconcileDifference.
+ * Use `create(ReconcileDifferenceSchema)` to create a new message.
+ */
+export declare const ReconcileDifferenceSchema: GenMessage<ReconcileDifference>;
+
+/**
+ * Cost and usage from the ledger, budgets and quotes. Served by billing, for operators and the other services.
  *
  * @generated from service framefleet.v1.BillingService
  */
@@ -227,6 +943,83 @@ export declare const BillingService: GenService<{
     methodKind: "unary";
     input: typeof GetJobCostRequestSchema;
     output: typeof GetJobCostResponseSchema;
+  },
+  /**
+   * What a job would cost before it runs (p50 and p90), from measured history, or a stated fallback without any.
+   *
+   * @generated from rpc framefleet.v1.BillingService.QuoteJob
+   */
+  quoteJob: {
+    methodKind: "unary";
+    input: typeof QuoteJobRequestSchema;
+    output: typeof QuoteJobResponseSchema;
+  },
+  /**
+   * Whether an account may start this job within its monthly budget; the gateway asks before accepting a job.
+   *
+   * @generated from rpc framefleet.v1.BillingService.CheckBudget
+   */
+  checkBudget: {
+    methodKind: "unary";
+    input: typeof CheckBudgetRequestSchema;
+    output: typeof CheckBudgetResponseSchema;
+  },
+  /**
+   * @generated from rpc framefleet.v1.BillingService.SetAccountBudget
+   */
+  setAccountBudget: {
+    methodKind: "unary";
+    input: typeof SetAccountBudgetRequestSchema;
+    output: typeof SetAccountBudgetResponseSchema;
+  },
+  /**
+   * @generated from rpc framefleet.v1.BillingService.GetAccountBudget
+   */
+  getAccountBudget: {
+    methodKind: "unary";
+    input: typeof GetAccountBudgetRequestSchema;
+    output: typeof GetAccountBudgetResponseSchema;
+  },
+  /**
+   * The customer prices (price table and markup): the scheduler projects a running job's charge with them.
+   *
+   * @generated from rpc framefleet.v1.BillingService.GetPricing
+   */
+  getPricing: {
+    methodKind: "unary";
+    input: typeof GetPricingRequestSchema;
+    output: typeof GetPricingResponseSchema;
+  },
+  /**
+   * Provider cost, customer charge and margin over a period.
+   *
+   * @generated from rpc framefleet.v1.BillingService.GetReport
+   */
+  getReport: {
+    methodKind: "unary";
+    input: typeof GetReportRequestSchema;
+    output: typeof GetReportResponseSchema;
+  },
+  /**
+   * Ledger entries, paged. Also `GET /v1/ledger?format=csv|json&...` on billing's port, for exports.
+   *
+   * @generated from rpc framefleet.v1.BillingService.ListLedgerEntries
+   */
+  listLedgerEntries: {
+    methodKind: "unary";
+    input: typeof ListLedgerEntriesRequestSchema;
+    output: typeof ListLedgerEntriesResponseSchema;
+  },
+  /**
+   * Compares the ledger with the scheduler's instance and job records over a period and reports every difference;
+   * unless dry_run, bills the attempts whose usage event never arrived, from those records (once).
+   *
+   * @generated from rpc framefleet.v1.BillingService.Reconcile
+   */
+  reconcile: {
+    methodKind: "unary";
+    input: typeof ReconcileRequestSchema;
+    output: typeof ReconcileResponseSchema;
   },
 }>;
 

@@ -3,13 +3,14 @@
 /* eslint-disable */
 
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_framefleet_v1_job } from "./job_pb.js";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file framefleet/v1/billing_service.proto.
  */
 export const file_framefleet_v1_billing_service = /*@__PURE__*/
-  fileDesc("CiNmcmFtZWZsZWV0L3YxL2JpbGxpbmdfc2VydmljZS5wcm90bxINZnJhbWVmbGVldC52MSKDAQoPR2V0VXNhZ2VSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq4BChBHZXRVc2FnZVJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAkSEwoLZ3B1X3NlY29uZHMYAiABKAESHAoUcHJvdmlkZXJfY29zdF9taWNyb3MYAyABKAMSFQoNY2hhcmdlX21pY3JvcxgEIAEoAxIRCglqb2JfY291bnQYBSABKA0SKQoGYnlfZ3B1GAYgAygLMhkuZnJhbWVmbGVldC52MS5Vc2FnZUJ5S2V5IkUKClVzYWdlQnlLZXkSCwoDa2V5GAEgASgJEhMKC2dwdV9zZWNvbmRzGAIgASgBEhUKDWNoYXJnZV9taWNyb3MYAyABKAMiIwoRR2V0Sm9iQ29zdFJlcXVlc3QSDgoGam9iX2lkGAEgASgJIo0BChJHZXRKb2JDb3N0UmVzcG9uc2USDgoGam9iX2lkGAEgASgJEiYKBWxpbmVzGAIgAygLMhcuZnJhbWVmbGVldC52MS5Db3N0TGluZRIbChN0b3RhbF9jaGFyZ2VfbWljcm9zGAMgASgDEiIKGnRvdGFsX3Byb3ZpZGVyX2Nvc3RfbWljcm9zGAQgASgDIrUBCghDb3N0TGluZRIMCgRraW5kGAEgASgJEhMKC2luc3RhbmNlX2lkGAIgASgJEhAKCGdwdV9uYW1lGAMgASgJEg8KB3NlY29uZHMYBCABKAESHQoVcHJpY2VfcGVyX2hvdXJfbWljcm9zGAUgASgDEhUKDWNoYXJnZV9taWNyb3MYBiABKAMSHAoUcHJvdmlkZXJfY29zdF9taWNyb3MYByABKAMSDwoHYXR0ZW1wdBgIIAEoDTK6AQoOQmlsbGluZ1NlcnZpY2USUAoIR2V0VXNhZ2USHi5mcmFtZWZsZWV0LnYxLkdldFVzYWdlUmVxdWVzdBofLmZyYW1lZmxlZXQudjEuR2V0VXNhZ2VSZXNwb25zZSIDkAIBElYKCkdldEpvYkNvc3QSIC5mcmFtZWZsZWV0LnYxLkdldEpvYkNvc3RSZXF1ZXN0GiEuZnJhbWVmbGVldC52MS5HZXRKb2JDb3N0UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiNmcmFtZWZsZWV0L3YxL2JpbGxpbmdfc2VydmljZS5wcm90bxINZnJhbWVmbGVldC52MSKDAQoPR2V0VXNhZ2VSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItoBChBHZXRVc2FnZVJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAkSEwoLZ3B1X3NlY29uZHMYAiABKAESHAoUcHJvdmlkZXJfY29zdF9taWNyb3MYAyABKAMSFQoNY2hhcmdlX21pY3JvcxgEIAEoAxIRCglqb2JfY291bnQYBSABKA0SKQoGYnlfZ3B1GAYgAygLMhkuZnJhbWVmbGVldC52MS5Vc2FnZUJ5S2V5EioKB2J5X3Rhc2sYByADKAsyGS5mcmFtZWZsZWV0LnYxLlVzYWdlQnlLZXkiRQoKVXNhZ2VCeUtleRILCgNrZXkYASABKAkSEwoLZ3B1X3NlY29uZHMYAiABKAESFQoNY2hhcmdlX21pY3JvcxgDIAEoAyIjChFHZXRKb2JDb3N0UmVxdWVzdBIOCgZqb2JfaWQYASABKAkijQEKEkdldEpvYkNvc3RSZXNwb25zZRIOCgZqb2JfaWQYASABKAkSJgoFbGluZXMYAiADKAsyFy5mcmFtZWZsZWV0LnYxLkNvc3RMaW5lEhsKE3RvdGFsX2NoYXJnZV9taWNyb3MYAyABKAMSIgoadG90YWxfcHJvdmlkZXJfY29zdF9taWNyb3MYBCABKAMiwwEKCENvc3RMaW5lEgwKBGtpbmQYASABKAkSEwoLaW5zdGFuY2VfaWQYAiABKAkSEAoIZ3B1X25hbWUYAyABKAkSDwoHc2Vjb25kcxgEIAEoARIdChVwcmljZV9wZXJfaG91cl9taWNyb3MYBSABKAMSFQoNY2hhcmdlX21pY3JvcxgGIAEoAxIcChRwcm92aWRlcl9jb3N0X21pY3JvcxgHIAEoAxIPCgdhdHRlbXB0GAggASgNEgwKBG5vdGUYCSABKAki3wEKBVF1b3RlEhcKD2dwdV9zZWNvbmRzX3A1MBgBIAEoARIXCg9ncHVfc2Vjb25kc19wOTAYAiABKAESGQoRY2hhcmdlX3A1MF9taWNyb3MYAyABKAMSGQoRY2hhcmdlX3A5MF9taWNyb3MYBCABKAMSEAoIZ3B1X25hbWUYBSABKAkSHQoVcHJpY2VfcGVyX2hvdXJfbWljcm9zGAYgASgDEhUKDW1lZGlhX3NlY29uZHMYByABKAESFwoPaGlzdG9yeV9zYW1wbGVzGAggASgNEg0KBWJhc2lzGAkgASgJIksKD1F1b3RlSm9iUmVxdWVzdBIkCgRzcGVjGAEgASgLMhYuZnJhbWVmbGVldC52MS5Kb2JTcGVjEhIKCmFjY291bnRfaWQYAiABKAkiNwoQUXVvdGVKb2JSZXNwb25zZRIjCgVxdW90ZRgBIAEoCzIULmZyYW1lZmxlZXQudjEuUXVvdGUiTgoSQ2hlY2tCdWRnZXRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSJAoEc3BlYxgCIAEoCzIWLmZyYW1lZmxlZXQudjEuSm9iU3BlYyLMAQoTQ2hlY2tCdWRnZXRSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSIwoFcXVvdGUYAyABKAsyFC5mcmFtZWZsZWV0LnYxLlF1b3RlEhoKEm1vbnRoX3NwZW50X21pY3JvcxgEIAEoAxIdChVtb250aGx5X2J1ZGdldF9taWNyb3MYBSABKAMSMwoPcGVyaW9kX2VuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzCg1BY2NvdW50QnVkZ2V0EhIKCmFjY291bnRfaWQYASABKAkSHQoVbW9udGhseV9idWRnZXRfbWljcm9zGAIgASgDEi8KC3VwZGF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJMChdTZXRBY2NvdW50QnVkZ2V0UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEh0KFW1vbnRobHlfYnVkZ2V0X21pY3JvcxgCIAEoAyJIChhTZXRBY2NvdW50QnVkZ2V0UmVzcG9uc2USLAoGYnVkZ2V0GAEgASgLMhwuZnJhbWVmbGVldC52MS5BY2NvdW50QnVkZ2V0Ii0KF0dldEFjY291bnRCdWRnZXRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiZAoYR2V0QWNjb3VudEJ1ZGdldFJlc3BvbnNlEiwKBmJ1ZGdldBgBIAEoCzIcLmZyYW1lZmxlZXQudjEuQWNjb3VudEJ1ZGdldBIaChJtb250aF9zcGVudF9taWNyb3MYAiABKAMiEwoRR2V0UHJpY2luZ1JlcXVlc3QiwQEKEkdldFByaWNpbmdSZXNwb25zZRJYChVwcmljZV9wZXJfaG91cl9taWNyb3MYASADKAsyOS5mcmFtZWZsZWV0LnYxLkdldFByaWNpbmdSZXNwb25zZS5QcmljZVBlckhvdXJNaWNyb3NFbnRyeRIWCg5kZWZhdWx0X21hcmt1cBgCIAEoARo5ChdQcmljZVBlckhvdXJNaWNyb3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBInAKEEdldFJlcG9ydFJlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIokCChFHZXRSZXBvcnRSZXNwb25zZRIcChRwcm92aWRlcl9jb3N0X21pY3JvcxgBIAEoAxIVCg1jaGFyZ2VfbWljcm9zGAIgASgDEhUKDW1hcmdpbl9taWNyb3MYAyABKAMSGAoQaW5zdGFuY2Vfc2Vjb25kcxgEIAEoARIXCg9jaGFyZ2VkX3NlY29uZHMYBSABKAESGwoTdW5hbGxvY2F0ZWRfc2Vjb25kcxgGIAEoARIpCgZieV9ncHUYByADKAsyGS5mcmFtZWZsZWV0LnYxLlJlcG9ydExpbmUSLQoKYnlfYWNjb3VudBgIIAMoCzIZLmZyYW1lZmxlZXQudjEuUmVwb3J0TGluZSJfCgpSZXBvcnRMaW5lEgsKA2tleRgBIAEoCRIPCgdzZWNvbmRzGAIgASgBEhwKFHByb3ZpZGVyX2Nvc3RfbWljcm9zGAMgASgDEhUKDWNoYXJnZV9taWNyb3MYBCABKAMiwwEKGExpc3RMZWRnZXJFbnRyaWVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAUgASgNEhIKCnBhZ2VfdG9rZW4YBiABKAkiYQoZTGlzdExlZGdlckVudHJpZXNSZXNwb25zZRIrCgdlbnRyaWVzGAEgAygLMhouZnJhbWVmbGVldC52MS5MZWRnZXJFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkijAMKC0xlZGdlckVudHJ5EgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSDgoGam9iX2lkGAMgASgJEhIKCmFjY291bnRfaWQYBCABKAkSDwoHYXR0ZW1wdBgFIAEoDRITCgtpbnN0YW5jZV9pZBgGIAEoCRIQCghncHVfbmFtZRgHIAEoCRIMCgR0YXNrGAggASgJEg8KB3NlY29uZHMYCSABKAESHQoVcHJpY2VfcGVyX2hvdXJfbWljcm9zGAogASgDEiYKHnByb3ZpZGVyX3ByaWNlX3Blcl9ob3VyX21pY3JvcxgLIAEoAxIVCg1jaGFyZ2VfbWljcm9zGAwgASgDEhwKFHByb3ZpZGVyX2Nvc3RfbWljcm9zGA0gASgDEi4KCnN0YXJ0X3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzb3VyY2UYECABKAkigQEKEFJlY29uY2lsZVJlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2RyeV9ydW4YAyABKAgimgEKEVJlY29uY2lsZVJlc3BvbnNlEjcKC2RpZmZlcmVuY2VzGAEgAygLMiIuZnJhbWVmbGVldC52MS5SZWNvbmNpbGVEaWZmZXJlbmNlEhkKEWluc3RhbmNlc19jaGVja2VkGAIgASgNEhgKEGF0dGVtcHRzX2NoZWNrZWQYAyABKA0SFwoPZW50cmllc193cml0dGVuGAQgASgNIqABChNSZWNvbmNpbGVEaWZmZXJlbmNlEgwKBGtpbmQYASABKAkSEwoLaW5zdGFuY2VfaWQYAiABKAkSDgoGam9iX2lkGAMgASgJEg8KB2F0dGVtcHQYBCABKA0SDgoGZGV0YWlsGAUgASgJEhoKEnNlY29uZHNfZGlmZmVyZW5jZRgGIAEoARIZChFtaWNyb3NfZGlmZmVyZW5jZRgHIAEoAzKgBwoOQmlsbGluZ1NlcnZpY2USUAoIR2V0VXNhZ2USHi5mcmFtZWZsZWV0LnYxLkdldFVzYWdlUmVxdWVzdBofLmZyYW1lZmxlZXQudjEuR2V0VXNhZ2VSZXNwb25zZSIDkAIBElYKCkdldEpvYkNvc3QSIC5mcmFtZWZsZWV0LnYxLkdldEpvYkNvc3RSZXF1ZXN0GiEuZnJhbWVmbGVldC52MS5HZXRKb2JDb3N0UmVzcG9uc2UiA5ACARJQCghRdW90ZUpvYhIeLmZyYW1lZmxlZXQudjEuUXVvdGVKb2JSZXF1ZXN0Gh8uZnJhbWVmbGVldC52MS5RdW90ZUpvYlJlc3BvbnNlIgOQAgESWQoLQ2hlY2tCdWRnZXQSIS5mcmFtZWZsZWV0LnYxLkNoZWNrQnVkZ2V0UmVxdWVzdBoiLmZyYW1lZmxlZXQudjEuQ2hlY2tCdWRnZXRSZXNwb25zZSIDkAIBEmMKEFNldEFjY291bnRCdWRnZXQSJi5mcmFtZWZsZWV0LnYxLlNldEFjY291bnRCdWRnZXRSZXF1ZXN0GicuZnJhbWVmbGVldC52MS5TZXRBY2NvdW50QnVkZ2V0UmVzcG9uc2USaAoQR2V0QWNjb3VudEJ1ZGdldBImLmZyYW1lZmxlZXQudjEuR2V0QWNjb3VudEJ1ZGdldFJlcXVlc3QaJy5mcmFtZWZsZWV0LnYxLkdldEFjY291bnRCdWRnZXRSZXNwb25zZSIDkAIBElYKCkdldFByaWNpbmcSIC5mcmFtZWZsZWV0LnYxLkdldFByaWNpbmdSZXF1ZXN0GiEuZnJhbWVmbGVldC52MS5HZXRQcmljaW5nUmVzcG9uc2UiA5ACARJTCglHZXRSZXBvcnQSHy5mcmFtZWZsZWV0LnYxLkdldFJlcG9ydFJlcXVlc3QaIC5mcmFtZWZsZWV0LnYxLkdldFJlcG9ydFJlc3BvbnNlIgOQAgESawoRTGlzdExlZGdlckVudHJpZXMSJy5mcmFtZWZsZWV0LnYxLkxpc3RMZWRnZXJFbnRyaWVzUmVxdWVzdBooLmZyYW1lZmxlZXQudjEuTGlzdExlZGdlckVudHJpZXNSZXNwb25zZSIDkAIBEk4KCVJlY29uY2lsZRIfLmZyYW1lZmxlZXQudjEuUmVjb25jaWxlUmVxdWVzdBogLmZyYW1lZmxlZXQudjEuUmVjb25jaWxlUmVzcG9uc2ViBnByb3RvMw", [file_framefleet_v1_job, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message framefleet.v1.GetUsageRequest.
@@ -54,7 +55,154 @@ export const CostLineSchema = /*@__PURE__*/
   messageDesc(file_framefleet_v1_billing_service, 5);
 
 /**
- * Cost and usage from the ledger. Served by billing.
+ * Describes the message framefleet.v1.Quote.
+ * Use `create(QuoteSchema)` to create a new message.
+ */
+export const QuoteSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 6);
+
+/**
+ * Describes the message framefleet.v1.QuoteJobRequest.
+ * Use `create(QuoteJobRequestSchema)` to create a new message.
+ */
+export const QuoteJobRequestSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 7);
+
+/**
+ * Describes the message framefleet.v1.QuoteJobResponse.
+ * Use `create(QuoteJobResponseSchema)` to create a new message.
+ */
+export const QuoteJobResponseSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 8);
+
+/**
+ * Describes the message framefleet.v1.CheckBudgetRequest.
+ * Use `create(CheckBudgetRequestSchema)` to create a new message.
+ */
+export const CheckBudgetRequestSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 9);
+
+/**
+ * Describes the message framefleet.v1.CheckBudgetResponse.
+ * Use `create(CheckBudgetResponseSchema)` to create a new message.
+ */
+export const CheckBudgetResponseSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 10);
+
+/**
+ * Describes the message framefleet.v1.AccountBudget.
+ * Use `create(AccountBudgetSchema)` to create a new message.
+ */
+export const AccountBudgetSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 11);
+
+/**
+ * Describes the message framefleet.v1.SetAccountBudgetRequest.
+ * Use `create(SetAccountBudgetRequestSchema)` to create a new message.
+ */
+export const SetAccountBudgetRequestSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 12);
+
+/**
+ * Describes the message framefleet.v1.SetAccountBudgetResponse.
+ * Use `create(SetAccountBudgetResponseSchema)` to create a new message.
+ */
+export const SetAccountBudgetResponseSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 13);
+
+/**
+ * Describes the message framefleet.v1.GetAccountBudgetRequest.
+ * Use `create(GetAccountBudgetRequestSchema)` to create a new message.
+ */
+export const GetAccountBudgetRequestSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 14);
+
+/**
+ * Describes the message framefleet.v1.GetAccountBudgetResponse.
+ * Use `create(GetAccountBudgetResponseSchema)` to create a new message.
+ */
+export const GetAccountBudgetResponseSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 15);
+
+/**
+ * Describes the message framefleet.v1.GetPricingRequest.
+ * Use `create(GetPricingRequestSchema)` to create a new message.
+ */
+export const GetPricingRequestSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 16);
+
+/**
+ * Describes the message framefleet.v1.GetPricingResponse.
+ * Use `create(GetPricingResponseSchema)` to create a new message.
+ */
+export const GetPricingResponseSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 17);
+
+/**
+ * Describes the message framefleet.v1.GetReportRequest.
+ * Use `create(GetReportRequestSchema)` to create a new message.
+ */
+export const GetReportRequestSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 18);
+
+/**
+ * Describes the message framefleet.v1.GetReportResponse.
+ * Use `create(GetReportResponseSchema)` to create a new message.
+ */
+export const GetReportResponseSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 19);
+
+/**
+ * Describes the message framefleet.v1.ReportLine.
+ * Use `create(ReportLineSchema)` to create a new message.
+ */
+export const ReportLineSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 20);
+
+/**
+ * Describes the message framefleet.v1.ListLedgerEntriesRequest.
+ * Use `create(ListLedgerEntriesRequestSchema)` to create a new message.
+ */
+export const ListLedgerEntriesRequestSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 21);
+
+/**
+ * Describes the message framefleet.v1.ListLedgerEntriesResponse.
+ * Use `create(ListLedgerEntriesResponseSchema)` to create a new message.
+ */
+export const ListLedgerEntriesResponseSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 22);
+
+/**
+ * Describes the message framefleet.v1.LedgerEntry.
+ * Use `create(LedgerEntrySchema)` to create a new message.
+ */
+export const LedgerEntrySchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 23);
+
+/**
+ * Describes the message framefleet.v1.ReconcileRequest.
+ * Use `create(ReconcileRequestSchema)` to create a new message.
+ */
+export const ReconcileRequestSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 24);
+
+/**
+ * Describes the message framefleet.v1.ReconcileResponse.
+ * Use `create(ReconcileResponseSchema)` to create a new message.
+ */
+export const ReconcileResponseSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 25);
+
+/**
+ * Describes the message framefleet.v1.ReconcileDifference.
+ * Use `create(ReconcileDifferenceSchema)` to create a new message.
+ */
+export const ReconcileDifferenceSchema = /*@__PURE__*/
+  messageDesc(file_framefleet_v1_billing_service, 26);
+
+/**
+ * Cost and usage from the ledger, budgets and quotes. Served by billing, for operators and the other services.
  *
  * @generated from service framefleet.v1.BillingService
  */

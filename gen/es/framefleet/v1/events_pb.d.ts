@@ -160,6 +160,32 @@ export declare type UsageRecorded = Message<"framefleet.v1.UsageRecorded"> & {
    * @generated from field: string task = 11;
    */
   task: string;
+
+  /**
+   * Media seconds the attempt produced (0 unless it succeeded): quotes learn render speed from it.
+   *
+   * @generated from field: double output_duration_seconds = 12;
+   */
+  outputDurationSeconds: number;
+
+  /**
+   * The instance's boot and idle time this attempt is charged for (see billing's sharing rule in the README).
+   *
+   * @generated from field: double boot_share_seconds = 13;
+   */
+  bootShareSeconds: number;
+
+  /**
+   * @generated from field: double idle_share_seconds = 14;
+   */
+  idleShareSeconds: number;
+
+  /**
+   * When the job was submitted, for the queue line of its cost.
+   *
+   * @generated from field: google.protobuf.Timestamp queued_time = 15;
+   */
+  queuedTime?: Timestamp | undefined;
 };
 
 /**
