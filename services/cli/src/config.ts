@@ -8,6 +8,22 @@ export const DEFAULT_URL = "http://127.0.0.1:8080";
 export interface CliConfig {
   url: string;
   apiKey?: string;
+  /** Operator services: FleetService (scheduler) and BillingService (billing). */
+  schedulerUrl?: string;
+  billingUrl?: string;
+}
+
+export const DEFAULT_SCHEDULER_URL = "http://127.0.0.1:8081";
+export const DEFAULT_BILLING_URL = "http://127.0.0.1:8082";
+
+/** --scheduler-url / --billing-url, else FRAMEFLEET_SCHEDULER_URL / FRAMEFLEET_BILLING_URL, else the local defaults. */
+export function operatorUrl(which: "scheduler" | "billing", config: CliConfig, env: NodeJS.ProcessEnv): string {
+  const url =
+    which === "scheduler"
+      ? config.schedulerUrl || env.FRAMEFLEET_SCHEDULER_URL || DEFAULT_SCHEDULER_URL
+      : config.billingUrl || env.FRAMEFLEET_BILLING_URL || DEFAULT_BILLING_URL;
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`--${which}-url: "${url}" is not an http(s) URL, e.g. ${which === "scheduler" ? DEFAULT_SCHEDULER_URL : DEFAULT_BILLING_URL}`);
+  return url.replace(/\/+$/, "");
 }
 
 export function configPath(env: NodeJS.ProcessEnv, home = os.homedir()): string {
