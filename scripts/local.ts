@@ -45,13 +45,16 @@ async function main() {
   stops.push(() => files.close());
 
   const gatewayPort = Number(process.env.FRAMEFLEET_GATEWAY_PORT ?? 8080);
+  const billingAddr = `127.0.0.1:${await freePort()}`;
   const env = {
     NATS_URL: natsUrl,
     MONGODB_URI: mongoUri,
     // Local mode fetches inputs from this machine, which the URL check refuses by default.
     FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
     FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${await freePort()}`,
-    FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${await freePort()}`,
+    FRAMEFLEET_BILLING_ADDR: billingAddr,
+    // The gateway (budget checks) and the scheduler (prices for max_cost) call billing.
+    FRAMEFLEET_BILLING_URL: `http://${billingAddr}`,
     FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gatewayPort}`,
     FRAMEFLEET_BOOTSTRAP_API_KEY: apiKey,
     // Uploaded assets: the scheduler signs workers' URLs to the gateway's content route with this shared key.
