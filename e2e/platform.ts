@@ -59,6 +59,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     FRAMEFLEET_GATEWAY_ADDR: `127.0.0.1:${gp}`,
     FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${sp}`,
     FRAMEFLEET_BILLING_ADDR: `127.0.0.1:${bp}`,
+    FRAMEFLEET_BILLING_URL: `http://127.0.0.1:${bp}`,
     FRAMEFLEET_BOOTSTRAP_API_KEY: o.apiKey,
     FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
     FRAMEFLEET_MAX_INSTANCES: "1",

@@ -41,17 +41,22 @@ async function main() {
   const samples = path.join(dataDir, "samples");
   fs.mkdirSync(samples, { recursive: true });
   if (!fs.existsSync(path.join(samples, "sample.mp4"))) await makeTestVideo(path.join(samples, "sample.mp4"), { seconds: 10, width: 1280, height: 720 });
+  const subtitles = "1\n00:00:00,500 --> 00:00:04,000\nHello from FrameFleet!\n\n2\n00:00:04,500 --> 00:00:09,000\nBurned in on a GPU near you.\n";
+  fs.writeFileSync(path.join(samples, "sample.srt"), subtitles);
   const files = await serveDirectory(samples);
   stops.push(() => files.close());
 
   const gatewayPort = Number(process.env.FRAMEFLEET_GATEWAY_PORT ?? 8080);
   const billingAddr = `127.0.0.1:${await freePort()}`;
+  const schedulerAddr = `127.0.0.1:${await freePort()}`;
   const env = {
     NATS_URL: natsUrl,
     MONGODB_URI: mongoUri,
     // Local mode fetches inputs from this machine, which the URL check refuses by default.
     FRAMEFLEET_ALLOW_PRIVATE_URLS: "true",
-    FRAMEFLEET_SCHEDULER_ADDR: `127.0.0.1:${await freePort()}`,
+    FRAMEFLEET_SCHEDULER_ADDR: schedulerAddr,
+    // The dashboard's fleet page asks the scheduler through the gateway.
+    FRAMEFLEET_SCHEDULER_URL: `http://${schedulerAddr}`,
     FRAMEFLEET_BILLING_ADDR: billingAddr,
     // The gateway (budget checks) and the scheduler (prices for max_cost) call billing.
     FRAMEFLEET_BILLING_URL: `http://${billingAddr}`,
@@ -77,10 +82,7 @@ async function main() {
   const gw = `http://127.0.0.1:${gatewayPort}`;
   const body = JSON.stringify({
     spec: {
-      caption: {
-        videoUrl: `${files.url}/sample.mp4`,
-        subtitlesText: "1\n00:00:00,500 --> 00:00:04,000\nHello from FrameFleet!\n\n2\n00:00:04,500 --> 00:00:09,000\nBurned in on a GPU near you.\n",
-      },
+      caption: { videoUrl: `${files.url}/sample.mp4`, subtitlesText: subtitles },
     },
   });
   console.log(`
@@ -88,8 +90,14 @@ FrameFleet is running (local provider; FRAMEFLEET_ALLOW_PRIVATE_URLS=true so inp
 
   Gateway:  ${gw}   (Connect, gRPC, gRPC-Web and REST on one port)
   API key:  ${apiKey}   (saved in .data/api-key)
+  Dashboard: ${gw}/ui/   (paste the API key)
 
-Submit a caption job:
+Caption a video with the CLI (in another terminal; local files are uploaded, the result downloads while it renders):
+
+  FRAMEFLEET_API_KEY=${apiKey} node services/cli/src/main.ts caption \\
+    --video .data/samples/sample.mp4 --subtitles .data/samples/sample.srt -o captioned.mp4
+
+Or submit one with curl:
 
   curl -s -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\
     ${gw}/framefleet.v1.JobService/SubmitJob -d '${body}'

@@ -45,7 +45,8 @@ function usageEvent(eventId: string, jobId: string, seconds: number) {
       value: {
         jobId,
         accountId: "acct_1",
-        attempt: 1,
+        // Entries are keyed by job and attempt, as the scheduler's event ids are (usage.<job>.<attempt>).
+        attempt: Number(eventId.split(".").at(-1)),
         instanceId: "inst_1",
         gpuName: "RTX 4090",
         pricePerHourMicros: 400_000n,

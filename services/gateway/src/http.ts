@@ -14,7 +14,10 @@ import { applyCors, type CorsOptions } from "./cors.ts";
 import { compatRoutes, type CompatConfig } from "./compat-routes.ts";
 import { currentRequestId } from "./request-id.ts";
 import type { StorageRoutes } from "./storage-routes.ts";
+import type { OperatorRoutes } from "./operator-routes.ts";
+import type { UiRoutes } from "./ui-routes.ts";
 import { violatedField } from "./validate.ts";
+import { errorBodyMembers } from "./error-details.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 // HTTP/2 compatibility responses accept the same calls used here; one type keeps the code simple.
@@ -35,6 +38,10 @@ export interface HttpRoutesOptions {
   storage?: StorageRoutes;
   /** The earlier REST APIs' routes and signed output URLs (compat-routes.ts). */
   compat: CompatConfig;
+  /** The web dashboard's files at /ui/ (ui-routes.ts). */
+  ui?: UiRoutes;
+  /** Cost, usage and fleet JSON for the dashboard (operator-routes.ts). */
+  operator?: OperatorRoutes;
 }
 
 const MAX_JSON_BODY = 4 * 1024 * 1024;
@@ -56,7 +63,7 @@ function sendError(res: Res, err: unknown, log: Logger): void {
   sendJson(
     res,
     codeToHttpStatus(ce.code),
-    { code: codeToString(ce.code), message, ...(field ? { field } : {}), ...(requestId ? { request_id: requestId } : {}) },
+    { code: codeToString(ce.code), message, ...(field ? { field } : {}), ...errorBodyMembers(ce), ...(requestId ? { request_id: requestId } : {}) },
     headers,
   );
 }
@@ -166,8 +173,10 @@ export function httpRoutes(o: HttpRoutesOptions): Handler {
         sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready" });
         return true;
       }
+      if (o.ui?.handle(req, res, url)) return true;
       if (await compat.handle(req, res, url)) return true;
       if (o.storage && (await o.storage.handle(req, res, url, auth))) return true;
+      if (o.operator && (await o.operator.handle(req, res, url, auth))) return true;
       let m = /^\/v1\/jobs\/([^/]+)\/output$/.exec(path);
       if (m && (method === "GET" || method === "HEAD")) {
         await serveOutput(req, res, decodeURIComponent(m[1]!), url);

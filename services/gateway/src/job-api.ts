@@ -25,6 +25,7 @@ import { JobSpecSchema, type Job, type JobSpec, type JobStatus } from "@framefle
 import type { Caller } from "./auth.ts";
 import { validateSpec, toConnectError } from "./validate.ts";
 import { enforceBudget } from "./budget.ts";
+import type { BillingClient } from "./billing-client.ts";
 import type { Assets } from "./assets.ts";
 import type { Outputs } from "./outputs.ts";
 
@@ -49,6 +50,8 @@ export interface JobApiOptions {
   assets?: Assets;
   /** Where finished outputs are read from (GridFS or S3) and whether retention removed them. */
   outputs?: Outputs;
+  /** Billing's account budget check (billing-client.ts), asked after the per-key budget. */
+  billing?: Pick<BillingClient, "checkBudget">;
   clock?: () => number;
 }
 
@@ -83,6 +86,7 @@ export class JobApi {
     let assetIds: string[];
     try {
       await enforceBudget(this.jobs, caller, now);
+      await this.#o.billing?.checkBudget(caller.accountId, spec);
       assetIds = (await this.#o.assets?.checkRefs(caller, spec)) ?? [];
     } catch (err) {
       // A refused request must not hold the key: a corrected retry with the same key goes through.

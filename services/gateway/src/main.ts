@@ -28,6 +28,8 @@ import { compatConfig } from "./compat-routes.ts";
 import { startWebhooks, webhookAdminHandlers, webhookConfigFromEnv } from "./webhooks/index.ts";
 import { adminRoutes } from "./admin-service.ts";
 import { GatewayMetrics } from "./metrics.ts";
+import { BillingClient } from "./billing-client.ts";
+import { dashboardFromEnv } from "./dashboard-setup.ts";
 import { requestIdInterceptor, withRequestId } from "./request-id.ts";
 import { AdminService, file_framefleet_v1_admin_service } from "@framefleet/gen/framefleet/v1/admin_service_pb";
 
@@ -49,6 +51,7 @@ async function main() {
   // One signed-URL key and public origin for the compatibility routes' links, output URLs and asset URLs.
   const compat = compatConfig(process.env, log);
   const storage = await gatewayStorage(db, log, compat);
+  const billing = new BillingClient({ url: envString("FRAMEFLEET_BILLING_URL", "http://127.0.0.1:8082"), log });
   const api = new JobApi({
     db,
     nc,
@@ -58,6 +61,7 @@ async function main() {
     allowPrivateUrls: webhookConfigFromEnv().allowPrivateUrls,
     assets: storage.assets,
     outputs: storage.outputs,
+    billing,
   });
   const webhooks = await startWebhooks({ db, nc, log, config: webhookConfigFromEnv() });
 
@@ -75,6 +79,7 @@ async function main() {
   };
   const standard = standardGrpcRoutes({ files: [file_framefleet_v1_job_service, file_framefleet_v1_admin_service], services: [JobService.typeName, AdminService.typeName], ready });
   const metrics = new GatewayMetrics({ jobs: api.jobs, log, token: envOptional("FRAMEFLEET_METRICS_TOKEN") });
+  billing.register(metrics.registry);
   const rpc = connectNodeAdapter({
     routes: (router) => {
       jobRoutes(api, nc, webhooks.deliveries, storage.assets)(router);
@@ -85,6 +90,8 @@ async function main() {
     // Outputs are already-compressed video: compressing them again only burns CPU.
     acceptCompression: [],
   });
+  // The web dashboard at /ui/ and the JSON routes it needs from billing and the scheduler.
+  const dashboard = dashboardFromEnv(process.env, log, (caller, jobId) => api.getDoc(caller, jobId));
   const handler = httpRoutes({
     api,
     keys,
@@ -95,11 +102,12 @@ async function main() {
     storage: storage.routes(api),
     compat,
     ready,
+    ...dashboard.routes,
   });
   const server = await listenDual(withRequestId(log, metrics.handler(handler)), addr.host, addr.port);
   log.info({ ready: true, port: server.port, url: `http://${addr.host}:${server.port}` }, "gateway ready");
   storage.sweeper.start();
-  onShutdown(log, [() => infra.close(), () => webhooks.stop(), () => storage.sweeper.stop(), () => server.close()]);
+  onShutdown(log, [() => infra.close(), () => webhooks.stop(), () => storage.sweeper.stop(), () => dashboard.stop(), () => server.close()]);
 }
 
 main().catch((err) => exitOnStartupError(log, err));

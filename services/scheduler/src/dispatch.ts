@@ -15,7 +15,8 @@ export type AttemptOutcome =
   | { kind: "failed"; code: string; message: string }
   /** The worker or the connection failed: the job may run again elsewhere. */
   | { kind: "lost"; code: string; message: string }
-  | { kind: "canceled"; message: string };
+  /** `code`: the job's error code when not a plain cancel (e.g. "max_cost_exceeded"). */
+  | { kind: "canceled"; message: string; code?: string };
 
 export interface AttemptParams {
   db: Db;

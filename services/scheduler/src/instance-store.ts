@@ -32,6 +32,16 @@ export interface InstanceDoc {
   idleSince?: Date;
   releasedAt?: Date;
   releaseReason?: string;
+  /** Every attempt started here, with the boot and idle share it carries (cost-sharing.ts): billing's lease record. */
+  attempts?: InstanceAttemptRecord[];
+}
+
+export interface InstanceAttemptRecord {
+  jobId: string;
+  attempt: number;
+  startedAt: Date;
+  bootShareSeconds: number;
+  idleShareSeconds: number;
 }
 
 export const liveInstanceStates: readonly InstanceStateName[] = ["PROVISIONING", "READY", "RELEASING"];
@@ -49,6 +59,10 @@ export class InstanceStore {
 
   async update(id: string, set: Partial<InstanceDoc>): Promise<void> {
     await this.instances.updateOne({ _id: id }, { $set: set });
+  }
+
+  async recordAttempt(id: string, rec: InstanceAttemptRecord): Promise<void> {
+    await this.instances.updateOne({ _id: id }, { $push: { attempts: rec } });
   }
 
   async list(includeReleased: boolean): Promise<InstanceDoc[]> {

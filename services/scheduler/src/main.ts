@@ -25,6 +25,7 @@ import { vastOptionsFromEnv, VastProvider } from "./providers/vast.ts";
 import type { Provider } from "./providers/provider.ts";
 import { Scheduler } from "./scheduler.ts";
 import { attemptStorageFromEnv } from "./attempt-storage.ts";
+import { PricingFeed } from "./pricing-feed.ts";
 
 const log = createLogger("scheduler");
 
@@ -70,6 +71,13 @@ async function main() {
     throw new Error(`FRAMEFLEET_PROVIDER="${providerName}" is not supported; use "local" or "vast".`);
   }
 
+  // Customer prices for max_cost projections, from billing.
+  const pricing = new PricingFeed({
+    url: envString("FRAMEFLEET_BILLING_URL", "http://127.0.0.1:8082"),
+    log,
+    refreshMs: envInt("FRAMEFLEET_PRICING_REFRESH_MS", 60_000),
+  });
+  pricing.start();
   scheduler = new Scheduler({
     db,
     provider,
@@ -82,6 +90,7 @@ async function main() {
     replicaTimeoutMs: envInt("FRAMEFLEET_REPLICA_TIMEOUT_MS", 30_000),
     renderTls: envBool("FRAMEFLEET_RENDER_TLS", false),
     attemptStorage: attemptStorageFromEnv(log),
+    pricing: () => pricing.current(),
     policy: {
       maxInstances: envInt("FRAMEFLEET_MAX_INSTANCES", 2),
       minWarm: envInt("FRAMEFLEET_MIN_WARM", 0),
@@ -120,6 +129,7 @@ async function main() {
     () => infra.close(),
     () => provider.close(),
     () => scheduler.stop(),
+    () => pricing.stop(),
     () => server.close(),
   ]);
 }

@@ -24,7 +24,8 @@ import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import { runAttempt, type AttemptOutcome } from "./dispatch.ts";
 import { dropLiveCopy, type AttemptStorage } from "./attempt-storage.ts";
 import { JobStore } from "./job-store.ts";
-import { InstanceStore, type InstanceDoc } from "./instance-store.ts";
+import { InstanceStore, type InstanceAttemptRecord, type InstanceDoc } from "./instance-store.ts";
+import { gapShare, noShare, type GapShare, type GapTimeline } from "./cost-sharing.ts";
 import { instanceToProto } from "./fleet-service.ts";
 import { plan, type InstanceView, type PolicyConfig } from "./policy.ts";
 import { reconcile } from "./reconcile.ts";
@@ -40,6 +41,7 @@ import {
   wishKey,
 } from "./placement.ts";
 import type { Provider } from "./providers/provider.ts";
+import { costWatch, type CustomerPricing } from "./cost-guard.ts";
 
 export interface SchedulerOptions {
   db: Db;
@@ -62,6 +64,8 @@ export interface SchedulerOptions {
   renderTls?: boolean;
   /** Asset URLs for workers and the S3 output store (attempt-storage.ts). */
   attemptStorage?: AttemptStorage;
+  /** Billing's customer prices (pricing-feed.ts): running jobs are stopped at their max_cost with them. */
+  pricing?: () => CustomerPricing | undefined;
 }
 
 /** Wait after a failed lease before asking the provider again for the same wish. */
@@ -74,9 +78,12 @@ const CREATE_GRACE_MS = 5 * 60_000;
 class Interruption {
   readonly message: string;
   readonly requeue: boolean;
-  constructor(message: string, requeue: boolean) {
+  /** The job's error code when it ends canceled ("canceled" unless set, e.g. "max_cost_exceeded"). */
+  readonly code?: string;
+  constructor(message: string, requeue: boolean, code?: string) {
     this.message = message;
     this.requeue = requeue;
+    if (code) this.code = code;
   }
   toString() {
     return this.message;
@@ -130,6 +137,7 @@ export class Scheduler {
       replicaTimeoutMs: 30_000,
       renderTls: false,
       attemptStorage: {},
+      pricing: () => undefined,
       ...opts,
     };
     this.jobs = new JobStore(opts.db);
@@ -365,9 +373,17 @@ export class Scheduler {
       if ((this.#leaseBackoff.get(wishKey(wish)) ?? 0) > now) continue;
       await this.#lease(wish);
     }
+    // The attempts starting together on an idle instance share the gap before them (cost-sharing.ts).
+    const starting = new Map<string, number>();
+    for (const a of d.assign) starting.set(a.instanceId, (starting.get(a.instanceId) ?? 0) + 1);
+    const shares = new Map<string, GapShare>();
+    for (const [id, n] of starting) {
+      const inst = this.#fleet.get(id);
+      if (inst) shares.set(id, gapShare(gapTimeline(inst.doc, inst.running.size), now, n));
+    }
     for (const a of d.assign) {
       const inst = this.#fleet.get(a.instanceId);
-      if (inst) await this.#dispatch(a.jobId, inst);
+      if (inst) await this.#dispatch(a.jobId, inst, shares.get(a.instanceId) ?? noShare);
     }
   }
 
@@ -492,9 +508,13 @@ export class Scheduler {
     await this.#instanceEvent(live.doc, finalState === "FAILED" ? InstanceEventType.FAILED : InstanceEventType.RELEASED, reason);
   }
 
-  async #dispatch(jobId: string, inst: LiveInstance): Promise<void> {
+  async #dispatch(jobId: string, inst: LiveInstance, share: GapShare = noShare): Promise<void> {
     const job = await this.jobs.claim(jobId, this.#o.owner, inst.doc._id, this.#now(), this.#o.leaseMs);
     if (!job) return; // taken by another replica or canceled meanwhile
+    // The lease record billing reconciles with: when the attempt started here and the share of boot/idle it carries.
+    const record: InstanceAttemptRecord = { jobId: job._id, attempt: job.attempt, startedAt: this.#now(), ...share };
+    inst.doc.attempts = [...(inst.doc.attempts ?? []), record];
+    await this.instances.recordAttempt(inst.doc._id, record);
     await this.jobs.markStarted(job._id, job.attempt, this.#now());
     const ctl = new AbortController();
     inst.running.set(job._id, ctl);
@@ -508,7 +528,7 @@ export class Scheduler {
 
   async #follow(job: JobDoc, inst: LiveInstance, ctl: AbortController): Promise<void> {
     const log = this.#log.child({ jobId: job._id, attempt: job.attempt, instanceId: inst.doc._id });
-    const started = this.#now();
+    const started = attemptRecord(inst.doc, job)?.startedAt ?? this.#now();
     // Keep the lease while the attempt runs; a lost lease or a cancel request stops the attempt.
     const renew = setInterval(async () => {
       const doc = await this.jobs.renew(job._id, job.attempt, this.#o.owner, this.#now(), this.#o.leaseMs).catch(() => undefined);
@@ -517,6 +537,20 @@ export class Scheduler {
     }, Math.max(200, this.#o.leaseMs / 3));
     let lastSent = { at: 0, percent: -1 };
     let outcome: AttemptOutcome;
+    const spec = decodeSpec(job.spec);
+    const watchCost = costWatch({
+      maxJobCostMicros: Number(spec.placement?.maxJobCostMicros ?? 0n),
+      earlierChargeMicros: job.cost?.amountMicros ?? 0,
+      gpuName: inst.doc.gpuName,
+      providerPricePerHourMicros: inst.doc.pricePerHourMicros,
+      startedAt: started.getTime(),
+      clock: this.#o.clock,
+      pricing: this.#o.pricing,
+      onExceeded: (message, projectedMicros) => {
+        log.info({ projectedMicros, message }, "projected cost passes max_cost: canceling");
+        ctl.abort(new Interruption(message, false, "max_cost_exceeded"));
+      },
+    });
     try {
       outcome = await runAttempt({
         db: this.#o.db,
@@ -524,10 +558,11 @@ export class Scheduler {
         token: inst.doc.token,
         jobId: job._id,
         attempt: job.attempt,
-        spec: decodeSpec(job.spec),
+        spec,
         storage: this.#o.attemptStorage,
         signal: ctl.signal,
         onProgress: (percent) => {
+          watchCost(percent);
           const now = this.#o.clock();
           if (percent < 100 && (now - lastSent.at < 500 || percent - lastSent.percent < 1)) return;
           lastSent = { at: now, percent };
@@ -545,6 +580,8 @@ export class Scheduler {
     const why = ctl.signal.reason;
     if (outcome.kind === "canceled" && why instanceof Interruption && why.requeue) {
       outcome = { kind: "lost", code: "interrupted", message: why.message };
+    } else if (outcome.kind === "canceled" && why instanceof Interruption && why.code) {
+      outcome = { ...outcome, code: why.code };
     }
     const ended = this.#now();
     await this.#recordUsage(job, inst.doc, started, ended, outcome);
@@ -568,7 +605,7 @@ export class Scheduler {
       case "failed":
         return this.jobs.fail(job._id, job.attempt, "FAILED", { code: outcome.code, message: outcome.message }, now);
       case "canceled":
-        return this.jobs.fail(job._id, job.attempt, "CANCELED", { code: "canceled", message: outcome.message }, now);
+        return this.jobs.fail(job._id, job.attempt, "CANCELED", { code: outcome.code ?? "canceled", message: outcome.message }, now);
       case "lost": {
         if (outcome.code === "busy") {
           // Not the job's failure: the worker is full (of work we do not know of). Place the job again, elsewhere.
@@ -626,6 +663,10 @@ export class Scheduler {
             seconds: (end.getTime() - start.getTime()) / 1000,
             outcome: outcomeStatus,
             task: job.task,
+            outputDurationSeconds: outcome.kind === "succeeded" ? outcome.output.durationSeconds : 0,
+            bootShareSeconds: attemptRecord(inst, job)?.bootShareSeconds ?? 0,
+            idleShareSeconds: attemptRecord(inst, job)?.idleShareSeconds ?? 0,
+            queuedTime: timestampFromDate(job.createdAt),
           },
         },
         `usage.${job._id}.${job.attempt}`,
@@ -657,6 +698,22 @@ export class Scheduler {
     await Promise.allSettled([...this.#attempts]);
     for (const id of [...this.#fleet.keys()]) await this.#release(id, "scheduler_stopped");
   }
+}
+
+/** The instance's record of this attempt (set at dispatch). */
+function attemptRecord(inst: InstanceDoc, job: JobDoc): InstanceAttemptRecord | undefined {
+  return inst.attempts?.find((r) => r.jobId === job._id && r.attempt === job.attempt);
+}
+
+/** The instance's timeline as the sharing rule reads it. */
+function gapTimeline(doc: InstanceDoc, running: number): GapTimeline {
+  return {
+    createdAt: doc.createdAt.getTime(),
+    readyAt: (doc.readyAt ?? doc.createdAt).getTime(),
+    idleSince: doc.idleSince?.getTime(),
+    attemptsStarted: doc.attempts?.length ?? 0,
+    running,
+  };
 }
 
 /** The job's placement wishes, or undefined when it has none. */
