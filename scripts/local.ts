@@ -47,8 +47,9 @@ async function main() {
   stops.push(() => files.close());
 
   const gatewayPort = Number(process.env.FRAMEFLEET_GATEWAY_PORT ?? 8080);
-  const billingAddr = `127.0.0.1:${await freePort()}`;
-  const schedulerAddr = `127.0.0.1:${await freePort()}`;
+  // The services' default ports when free, so the CLI's operator commands find them without flags.
+  const billingAddr = `127.0.0.1:${await freePort(8082)}`;
+  const schedulerAddr = `127.0.0.1:${await freePort(8081)}`;
   const env = {
     NATS_URL: natsUrl,
     MONGODB_URI: mongoUri,

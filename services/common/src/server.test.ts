@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
-import { listenDual } from "./server.ts";
+import * as net from "node:net";
+import { freePort, listenDual, portIsFree } from "./server.ts";
 
 test("one port answers HTTP/1.1 and HTTP/2 cleartext", async () => {
   const server = await listenDual((req, res) => {
@@ -26,4 +27,19 @@ test("one port answers HTTP/1.1 and HTTP/2 cleartext", async () => {
   } finally {
     await server.close();
   }
+});
+
+test("freePort takes the preferred port when it is free, and another one when it is taken", async () => {
+  const taken = await freePort();
+  const blocker = net.createServer();
+  await new Promise<void>((r) => blocker.listen(taken, "127.0.0.1", r));
+  try {
+    assert.equal(await portIsFree(taken), false);
+    const other = await freePort(taken);
+    assert.notEqual(other, taken);
+  } finally {
+    await new Promise<void>((r) => blocker.close(() => r()));
+  }
+  assert.equal(await portIsFree(taken), true);
+  assert.equal(await freePort(taken), taken);
 });

@@ -71,7 +71,11 @@ export async function listenDual(handler: HttpHandler, host: string, port: numbe
 }
 
 /** A free TCP port on 127.0.0.1 (closed again before returning). */
-export async function freePort(): Promise<number> {
+/** A free port on 127.0.0.1: `preferred` when it is free, else any. */
+export async function freePort(preferred = 0): Promise<number> {
+  if (preferred) {
+    if (await portIsFree(preferred)) return preferred;
+  }
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once("error", reject);
@@ -79,5 +83,14 @@ export async function freePort(): Promise<number> {
       const { port } = s.address() as net.AddressInfo;
       s.close(() => resolve(port));
     });
+  });
+}
+
+/** Whether nothing listens on 127.0.0.1:port. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
   });
 }

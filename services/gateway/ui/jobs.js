@@ -232,11 +232,12 @@ function costTable(c) {
   return h(
     "table",
     { id: "cost-lines" },
-    h("thead", {}, h("tr", {}, ["Kind", "Attempt", "GPU", "Seconds", "Price/h", "Charge", "Note"].map((x) => h("th", {}, x)))),
+    h("thead", {}, h("tr", {}, ["Kind", "Attempt", "GPU", "Seconds", "Price/h", "Charge"].map((x) => h("th", {}, x)))),
     h(
       "tbody",
       {},
-      (c.lines ?? []).map((l) =>
+      // Each line's note (how it was worked out) goes on a row of its own below it: notes are sentences.
+      (c.lines ?? []).flatMap((l) => [
         h(
           "tr",
           { "data-kind": l.kind },
@@ -246,10 +247,10 @@ function costTable(c) {
           h("td", { class: "num" }, Number(l.seconds ?? 0).toFixed(1)),
           h("td", { class: "num" }, money(l.pricePerHourMicros)),
           h("td", { class: "num" }, money(l.chargeMicros)),
-          h("td", { class: "muted" }, l.note ?? ""),
         ),
-      ),
-      h("tr", {}, h("th", { colspan: 5 }, "Total"), h("th", { class: "num", id: "cost-total" }, money(c.totalChargeMicros)), h("td")),
+        ...(l.note ? [h("tr", { class: "note" }, h("td", { class: "muted", colspan: 6 }, l.note))] : []),
+      ]),
+      h("tr", {}, h("th", { colspan: 5 }, "Total"), h("th", { class: "num", id: "cost-total" }, money(c.totalChargeMicros))),
     ),
   );
 }
