@@ -1,5 +1,6 @@
 import { ConnectError, Code, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "@framefleet/common";
+import { rpcOutcome } from "./rpc-outcome.ts";
 
 /** Logs failures the client sees only as "internal", with the method, so they can be found and fixed. */
 export function logErrors(log: Logger): Interceptor {
@@ -9,27 +10,10 @@ export function logErrors(log: Logger): Interceptor {
       log.error({ method, err: err instanceof Error ? err.stack : String(err) }, "request failed");
     }
   };
-  return (next) => async (req) => {
-    const method = `${req.service.typeName}/${req.method.name}`;
-    try {
-      const res = await next(req);
-      if (!res.stream) return res;
-      // Streaming responses fail while being read: wrap the message iterator to see those errors too.
-      const messages = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          try {
-            yield* messages;
-          } catch (err) {
-            report(method, err);
-            throw err;
-          }
-        })(),
-      };
-    } catch (err) {
-      report(method, err);
-      throw err;
-    }
-  };
+  return rpcOutcome((req) => ({
+    failed(err) {
+      report(`${req.service.typeName}/${req.method.name}`, err);
+      return err;
+    },
+  }));
 }

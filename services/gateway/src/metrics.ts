@@ -7,6 +7,7 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Collection } from "mongodb";
 import { waitingStatuses, type JobDoc, type JobStatusName, type Logger } from "@framefleet/common";
+import { rpcOutcome } from "./rpc-outcome.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -135,7 +136,7 @@ export class GatewayMetrics {
 
   /** Counts every RPC when it ends: unary when answered, streams when the last message is sent or they fail. */
   interceptor(): Interceptor {
-    return (next) => async (req) => {
+    return rpcOutcome((req) => {
       const labels = { service: req.service.typeName, method: req.method.name };
       const end = this.#rpcDuration.startTimer();
       const done = (err?: unknown) => {
@@ -143,35 +144,15 @@ export class GatewayMetrics {
         this.#rpcTotal.inc({ ...labels, code });
         end({ ...labels, code });
       };
-      let res;
-      try {
-        res = await next(req);
-      } catch (err) {
-        done(err);
-        throw err;
-      }
-      if (!res.stream) {
-        done();
-        return res;
-      }
-      const messages = res.message;
       return {
-        ...res,
-        message: (async function* () {
-          let failed = false;
-          try {
-            yield* messages;
-          } catch (err) {
-            failed = true;
-            done(err);
-            throw err;
-          } finally {
-            // A client that goes away ends the stream early (return()): counted as canceled.
-            if (!failed) done(req.signal.aborted ? new ConnectError("canceled", Code.Canceled) : undefined);
-          }
-        })(),
+        failed(err) {
+          done(err);
+          return err;
+        },
+        // A client that goes away ends a stream early (return()): counted as canceled.
+        succeeded: () => done(req.signal.aborted ? new ConnectError("canceled", Code.Canceled) : undefined),
       };
-    };
+    });
   }
 
   /** Serves GET /metrics and counts REST requests; everything else goes to `next`. */

@@ -4,6 +4,7 @@ import type * as http2 from "node:http2";
 import { randomBytes } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { logContext, type Logger } from "@framefleet/common";
+import { rpcOutcome } from "./rpc-outcome.ts";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
@@ -56,23 +57,5 @@ export function requestIdInterceptor(): Interceptor {
     if (id && !ce.metadata.has(REQUEST_ID_HEADER)) ce.metadata.set(REQUEST_ID_HEADER, id);
     return ce;
   };
-  return (next) => async (req) => {
-    try {
-      const res = await next(req);
-      if (!res.stream) return res;
-      const messages = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          try {
-            yield* messages;
-          } catch (err) {
-            throw tag(err);
-          }
-        })(),
-      };
-    } catch (err) {
-      throw tag(err);
-    }
-  };
+  return rpcOutcome(() => ({ failed: tag }));
 }
