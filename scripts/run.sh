@@ -73,7 +73,7 @@ case "${1:-}" in
     echo "==> typecheck"
     npx tsc -p tsconfig.json
     echo "==> tests"
-    exec node --test --test-timeout=120000 "services/*/src/**/*.test.ts" "e2e/**/*.test.ts" "deploy/**/*.test.ts"
+    exec node --test --test-timeout=120000 "services/*/src/**/*.test.ts" "e2e/**/*.test.ts" "deploy/**/*.test.ts" "bench/**/*.test.ts"
     ;;
   *)
     echo "usage: scripts/run.sh start|test" >&2
