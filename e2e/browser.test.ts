@@ -5,7 +5,8 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
 import type { AddressInfo } from "node:net";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchChromium } from "./chromium.ts";
 import {
   makeTestVideo,
   type FileServer,
@@ -13,7 +14,6 @@ import {
 import { startPlatform, type Platform } from "./platform.ts";
 
 const API_KEY = "ff_browser_test_key_0123456789";
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 let platform: Platform;
 let files: FileServer;
@@ -24,9 +24,6 @@ let gateway: string;
 let browser: Browser;
 
 before(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: install it (apt-get install chromium) or set CHROMIUM_PATH`);
-  }
   // The page comes from its own origin, as a web app would: every API call is cross-origin (CORS).
   const html = fs.readFileSync(path.join(import.meta.dirname, "browser/grpc-web-page.html"));
   page = http.createServer((_req, res) => res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html));
@@ -39,11 +36,7 @@ before(async () => {
     prepare: (dir) => makeTestVideo(path.join(dir, "input.mp4"), { seconds: 2, width: 320, height: 180 }),
   });
   ({ files, work, gateway } = platform);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -4,12 +4,12 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "./chromium.ts";
 import { freePort, makeTestVideo, tempDir } from "@framefleet/common/testing";
 import { startPlatform, type Platform } from "./platform.ts";
 
 const API_KEY = "ff_dashboard_test_key_0123456789";
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const WAIT = { timeout: 120_000 };
 
 let platform: Platform;
@@ -18,9 +18,6 @@ let shots: string;
 let jobId: string;
 
 before(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: install it (apt-get install chromium) or set CHROMIUM_PATH`);
-  }
   const schedulerPort = await freePort();
   platform = await startPlatform({
     name: "dashboard",
@@ -33,11 +30,7 @@ before(async () => {
     prepare: (dir) => makeTestVideo(path.join(dir, "input.mp4"), { seconds: 2, width: 320, height: 180 }),
   });
   shots = tempDir("dashboard-screens");
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
-  });
+  browser = await launchChromium(["--autoplay-policy=no-user-gesture-required"]);
 });
 
 after(async () => {

@@ -96,29 +96,13 @@ export function attemptEntries(u: AttemptUsage, pricing: PricingConfig, source: 
     },
   ];
   // The shares are billed at the attempt's start: the gap they pay for lies before it.
-  if (u.bootShareSeconds > 0) {
-    out.push({
-      ...base,
-      _id: `${id}.boot_share`,
-      kind: "boot_share",
-      startedAt: u.startedAt,
-      endedAt: u.endedAt,
-      mediaSeconds: 0,
-      ...priced(u.bootShareSeconds),
-      note: `share of ${u.instanceId}'s boot (create → ready): ${secs(u.bootShareSeconds)}, carried by the work it was leased for`,
-    });
-  }
-  if (u.idleShareSeconds > 0) {
-    out.push({
-      ...base,
-      _id: `${id}.idle_share`,
-      kind: "idle_share",
-      startedAt: u.startedAt,
-      endedAt: u.endedAt,
-      mediaSeconds: 0,
-      ...priced(u.idleShareSeconds),
-      note: `share of ${u.instanceId}'s idle time just before this attempt: ${secs(u.idleShareSeconds)} (at most 60 s per gap)`,
-    });
+  const shares = [
+    ["boot_share", u.bootShareSeconds, `share of ${u.instanceId}'s boot (create → ready): ${secs(u.bootShareSeconds)}, carried by the work it was leased for`],
+    ["idle_share", u.idleShareSeconds, `share of ${u.instanceId}'s idle time just before this attempt: ${secs(u.idleShareSeconds)} (at most 60 s per gap)`],
+  ] as const;
+  for (const [kind, seconds, note] of shares) {
+    if (seconds <= 0) continue;
+    out.push({ ...base, _id: `${id}.${kind}`, kind, startedAt: u.startedAt, endedAt: u.endedAt, mediaSeconds: 0, ...priced(seconds), note });
   }
   return out;
 }
