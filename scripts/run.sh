@@ -73,7 +73,14 @@ case "${1:-}" in
     echo "==> typecheck"
     npx tsc -p tsconfig.json
     echo "==> tests"
-    exec node --test --test-timeout=120000 "services/*/src/**/*.test.ts" "e2e/**/*.test.ts" "deploy/**/*.test.ts" "bench/**/*.test.ts"
+    # The reliability suite records its counts (faults survived, inputs handled, breaches) as it goes; the summary
+    # prints them after the run.
+    rm -f reliability/results/counts.jsonl
+    rc=0
+    node --test --test-timeout=120000 "services/*/src/**/*.test.ts" "e2e/**/*.test.ts" "deploy/**/*.test.ts" \
+      "bench/**/*.test.ts" "reliability/**/*.test.ts" || rc=$?
+    node reliability/summary.ts || rc=$((rc == 0 ? 1 : rc))
+    exit "$rc"
     ;;
   *)
     echo "usage: scripts/run.sh start|test" >&2
