@@ -21,7 +21,7 @@ import { JobSpecSchema, JobStatus, type JobSpec } from "@framefleet/gen/framefle
 import { FleetService } from "@framefleet/gen/framefleet/v1/fleet_service_pb";
 import { JobService } from "@framefleet/gen/framefleet/v1/job_service_pb";
 import { startPlatform } from "../e2e/platform.ts";
-import { formatTable, intOption, machineLine, median, writeResults } from "./report.ts";
+import { formatTable, intOption, machineLine, median, writeResults, type Cell } from "./report.ts";
 import { prepareEncode, runBareEncode, type PreparedEncode } from "./task-args.ts";
 
 const API_KEY = "ff_bench_pipeline_key_0123456789";
@@ -33,7 +33,29 @@ interface PlatformRun {
   totalMs: number;
   firstByteMs: number;
   bytes: number;
+  /** Each step's time in ms after SubmitJob was sent (client, gateway and scheduler clocks: one host). */
+  steps: Record<string, number>;
 }
+
+/** Where one job's time goes, in order: [label, where the time comes from]. */
+const STEPS: ReadonlyArray<readonly [string, string]> = [
+  ["gateway stored the job", "gateway.submitted"],
+  ["client got the SubmitJob answer", "client.submit_returned"],
+  ["gateway follows the download", "gateway.follow_started"],
+  ["scheduler claimed it (job event → pass)", "scheduler.claimed"],
+  ["RUNNING published", "scheduler.running_published"],
+  ["Render called", "scheduler.render_called"],
+  ["worker started (first progress)", "scheduler.progress_downloading"],
+  ["inputs fetched + probed (encoding starts)", "scheduler.progress_encoding"],
+  ["first output chunk at the scheduler", "scheduler.first_chunk_received"],
+  ["first chunk stored in GridFS", "scheduler.first_chunk_stored"],
+  ["gateway sent the first bytes", "gateway.first_bytes"],
+  ["first bytes at the client", "client.first_byte"],
+  ["worker's result (encode done)", "scheduler.result"],
+  ["job SUCCEEDED stored", "scheduler.settled"],
+  ["download stream ended (gateway)", "gateway.ended"],
+  ["last byte at the client", "client.last_byte"],
+];
 
 function specs(files: string): Record<string, JobSpec> {
   const subtitles = Array.from({ length: Math.floor(inputSeconds / 3) }, (_, i) => {
@@ -61,6 +83,8 @@ async function main() {
     apiKey: API_KEY,
     prepare: prepareInputs,
     env: { FRAMEFLEET_MIN_WARM: "1" },
+    // The gateway's per-download timeline ("output followed") is a debug line.
+    serviceEnv: { gateway: { LOG_LEVEL: "debug" } },
   });
   const mongo = await new MongoClient(platform.mongo.uri).connect();
   const auth: Interceptor = (next) => (req) => {
@@ -74,8 +98,10 @@ async function main() {
 
   /** SubmitJob, then DownloadOutput at once, to the last byte; checks the bytes against the job's sha256. */
   async function viaPlatform(spec: JobSpec): Promise<PlatformRun> {
+    const start = Date.now();
     const t0 = performance.now();
     const { job } = await client.submitJob({ spec });
+    const submitReturnedMs = performance.now() - t0;
     const hash = createHash("sha256");
     let firstByteMs = NaN;
     let bytes = 0;
@@ -88,7 +114,25 @@ async function main() {
     const done = (await client.getJob({ jobId: job!.id })).job!;
     if (done.status !== JobStatus.SUCCEEDED) throw new Error(`job ${done.id} ended ${JobStatus[done.status]}: ${done.error?.message}`);
     if (done.output?.sha256 !== hash.digest("hex")) throw new Error(`job ${done.id}: downloaded bytes differ from the output's sha256`);
-    return { totalMs, firstByteMs, bytes };
+    const client_ = { submit_returned: submitReturnedMs, first_byte: firstByteMs, last_byte: totalMs };
+    return { totalMs, firstByteMs, bytes, steps: { ...(await serviceSteps(job!.id, start)), ...prefixed("client", client_) } };
+  }
+
+  /** The job's timeline from the services' logs: gateway "job submitted" and "output followed", scheduler "attempt ended". */
+  async function serviceSteps(jobId: string, start: number): Promise<Record<string, number>> {
+    const find = (name: "gateway" | "scheduler", msg: string) =>
+      platform.service(name).logs.find((l) => l.jobId === jobId && l.msg === msg) as { time: string; steps?: Record<string, number> } | undefined;
+    // The last lines may still be on their way through the pipes.
+    for (let i = 0; i < 40 && !(find("gateway", "output followed") && find("scheduler", "attempt ended")); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const rel = (o: Record<string, number> = {}) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v - start]));
+    const submitted = find("gateway", "job submitted");
+    return {
+      ...(submitted ? { "gateway.submitted": Date.parse(submitted.time) - start } : {}),
+      ...prefixed("gateway", rel(find("gateway", "output followed")?.steps)),
+      ...prefixed("scheduler", rel(find("scheduler", "attempt ended")?.steps)),
+    };
   }
 
   /** The seed design: render to a file, upload it whole to GridFS, then the client downloads it. */
@@ -149,6 +193,7 @@ async function main() {
         seedFirstByteMs: seed.map((s) => s.firstByteMs),
         bareBytes,
         platformBytes: via.at(-1)!.bytes,
+        steps: via.map((v) => v.steps),
         medians: {
           bareMs: median(bare),
           platformMs: median(via.map((v) => v.totalMs)),
@@ -189,7 +234,23 @@ async function main() {
     ),
   );
   console.log("target: first bytes in under 15% of the total");
+  for (const r of results) {
+    const runsSteps = r.steps as Array<Record<string, number>>;
+    const found = STEPS.flatMap(([label, key]) => {
+      const xs = runsSteps.map((s) => s[key]).filter((x): x is number => x !== undefined);
+      return xs.length ? [{ label, key, at: median(xs) }] : [];
+    });
+    // In time order (the steps of different processes overlap), each with the time since the one before.
+    found.sort((a, b) => a.at - b.at);
+    const rows: Cell[][] = found.map((f, i) => [f.label, f.key, f.at / 1000, (f.at - (found[i - 1]?.at ?? 0)) / 1000]);
+    console.log(`\nwhere the time goes: ${r.task as string} (medians of ${runs} runs, s after SubmitJob was sent)`);
+    console.log(formatTable(["step", "from", "at s", "Δ s"], rows));
+  }
   console.log(`written ${writeResults("pipeline", { runs, inputSeconds, database: platform.mongo.kind, results })}`);
+}
+
+function prefixed(source: string, o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [`${source}.${k}`, v]));
 }
 
 main().catch((err) => {

@@ -2,6 +2,8 @@
 // (HTTP/1.1, binary) and gRPC (HTTP/2), against a bare connect-node unary server on the same machine answering the
 // same method with an echo (baseline, same run, same clients and concurrency). Then submit → RUNNING latency p50/p99
 // with a warm fleet (one local worker kept ready), from the job's own create and start times.
+// A second, fairer baseline: the database operations a submit makes, issued bare through the mongodb driver at the
+// same concurrency (the test database serialises writes, so this is the database's own ceiling for submits).
 // Usage: node bench/submit.ts [--calls=1000] [--concurrency=16] [--jobs=20]. Writes bench/results/submit.json.
 // Throughput is measured with the scheduler stopped, so dispatching the queued jobs does not share the 2 cores.
 import { execFile } from "node:child_process";
@@ -18,6 +20,8 @@ import { makeTestVideo } from "@framefleet/common/testing";
 import { JobSchema, JobSpecSchema, JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import { FleetService } from "@framefleet/gen/framefleet/v1/fleet_service_pb";
 import { JobService } from "@framefleet/gen/framefleet/v1/job_service_pb";
+import { MongoClient, type Db } from "mongodb";
+import { encodeSpec, jobsCollection, newId, type JobDoc } from "@framefleet/common";
 import { startPlatform } from "../e2e/platform.ts";
 import { formatTable, intOption, machineLine, median, percentile, writeResults } from "./report.ts";
 
@@ -26,19 +30,59 @@ const calls = intOption("calls", "BENCH_CALLS", 1000);
 const concurrency = intOption("concurrency", "BENCH_CONCURRENCY", 16);
 const jobs = intOption("jobs", "BENCH_JOBS", 20);
 
-/** `calls` SubmitJob calls, `concurrency` at a time; returns calls per second. */
-async function hammer(client: Client<typeof JobService>, spec: ReturnType<typeof create<typeof JobSpecSchema>>): Promise<number> {
+/** `calls` calls of `one`, `concurrency` at a time; returns calls per second. */
+async function hammer(one: () => Promise<unknown>): Promise<number> {
   let next = 0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < calls) {
         next++;
-        await client.submitJob({ spec });
+        await one();
       }
     }),
   );
   return calls / ((performance.now() - t0) / 1000);
+}
+
+type Spec = ReturnType<typeof create<typeof JobSpecSchema>>;
+
+/**
+ * One submit's database operations without the gateway, billing or RPC (counted with the driver's command monitoring
+ * on a run of this benchmark): the job's insert, and billing's reads for CheckBudget (the account's budget, the
+ * month's charges, the quote's history and its boot/idle shares). `before` adds what the submit path did before it
+ * was trimmed: the key read on every call and the second write recording the queued event's sequence.
+ */
+function bareSubmit(db: Db, spec: Spec, before: boolean): () => Promise<void> {
+  const jobs = jobsCollection(db);
+  const ledger = db.collection("ledger");
+  const month = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1));
+  return async () => {
+    const now = new Date();
+    if (before) await db.collection("api_keys").findOne({ _id: "0".repeat(64) as never });
+    await Promise.all([
+      db.collection("account_budgets").findOne({ _id: "default" as never }),
+      ledger.aggregate([{ $match: { accountId: "default", kind: { $in: ["run", "boot_share", "idle_share"] }, endedAt: { $gte: month } } }, { $group: { _id: null, total: { $sum: "$chargeMicros" } } }]).toArray(),
+      ledger.find({ kind: "run", task: { $in: ["add_audio", "addAudio"] } }).sort({ endedAt: -1 }).limit(500).toArray(),
+    ]);
+    await ledger.find({ kind: { $in: ["boot_share", "idle_share"] }, jobId: { $in: [] } }).toArray();
+    const doc: JobDoc = {
+      _id: newId("job"),
+      accountId: "bench_bare",
+      keyId: "key_bench_bare",
+      status: "QUEUED",
+      progress: 0,
+      spec: encodeSpec(spec),
+      task: spec.task.case!,
+      createdAt: now,
+      updatedAt: now,
+      attempt: 0,
+      maxAttempts: 3,
+      lastEventSeq: 0,
+    };
+    await jobs.insertOne(doc);
+    if (before) await jobs.updateOne({ _id: doc._id }, { $max: { lastEventSeq: 1 } });
+  };
 }
 
 /** The baseline: connect-node's adapter with a SubmitJob that echoes a job, on h2c and on HTTP/1.1. */
@@ -87,6 +131,8 @@ async function main() {
     task: { case: "addAudio", value: { videoUrl: `${platform.files.url}/input.mp4`, audioUrl: `${platform.files.url}/voice.m4a` } },
   });
   const throughput: Array<{ protocol: string; echoPerSecond: number; gatewayPerSecond: number }> = [];
+  const bare: Array<{ ops: string; perSecond: number }> = [];
+  const mongo = await new MongoClient(platform.mongo.uri).connect();
   const latencies: number[] = [];
   try {
     const gw = createClient(JobService, transports["gRPC (HTTP/2)"]!(platform.gateway));
@@ -114,12 +160,20 @@ async function main() {
       // Warm both (connections, JIT, the gateway's caches), then measure.
       await Promise.all(Array.from({ length: concurrency * 4 }, () => echoClient.submitJob({ spec })));
       await Promise.all(Array.from({ length: concurrency * 4 }, () => gateway.submitJob({ spec })));
-      const echoPerSecond = await hammer(echoClient, spec);
-      const gatewayPerSecond = await hammer(gateway, spec);
+      const echoPerSecond = await hammer(() => echoClient.submitJob({ spec }));
+      const gatewayPerSecond = await hammer(() => gateway.submitJob({ spec }));
       throughput.push({ protocol, echoPerSecond, gatewayPerSecond });
       console.error(`${protocol}: echo ${echoPerSecond.toFixed(0)}/s, gateway ${gatewayPerSecond.toFixed(0)}/s`);
     }
+    // The database alone, on the same (by now fuller) collections, after the gateway runs.
+    for (const [ops, before] of [["a submit's operations now: insert + billing's 4 reads", false], ["before: + key read + second write", true]] as const) {
+      const one = bareSubmit(mongo.db(), spec, before);
+      await Promise.all(Array.from({ length: concurrency * 4 }, one));
+      bare.push({ ops, perSecond: await hammer(one) });
+      console.error(`bare driver (${ops}): ${bare.at(-1)!.perSecond.toFixed(0)}/s`);
+    }
   } finally {
+    await mongo.close();
     await echo.close();
     await platform.stop();
   }
@@ -131,9 +185,18 @@ async function main() {
       throughput.map((t) => [t.protocol, t.echoPerSecond, t.gatewayPerSecond, t.gatewayPerSecond / t.echoPerSecond]),
     ),
   );
+  const dbNow = bare[0]?.perSecond ?? NaN;
+  console.log(`\nThe database alone: one submit's operations through the mongodb driver, ${concurrency} in flight`);
+  console.log(
+    formatTable(
+      ["operations per call", "calls/s", "gateway Connect ÷ this", "gateway gRPC ÷ this"],
+      bare.map((b) => [b.ops, b.perSecond, (throughput[0]?.gatewayPerSecond ?? NaN) / b.perSecond, (throughput[1]?.gatewayPerSecond ?? NaN) / b.perSecond]),
+    ),
+  );
+  console.log(`gateway ÷ database alone (now): Connect ${((throughput[0]?.gatewayPerSecond ?? NaN) / dbNow).toFixed(2)}, gRPC ${((throughput[1]?.gatewayPerSecond ?? NaN) / dbNow).toFixed(2)}`);
   console.log(`\nsubmit → RUNNING with a warm worker (job create_time → start_time), ${jobs} jobs one at a time`);
   console.log(formatTable(["p50 ms", "p99 ms", "min ms", "max ms"], [[percentile(latencies, 50), percentile(latencies, 99), Math.min(...latencies), Math.max(...latencies)]].map((r) => r.map(String))));
-  console.log(`written ${writeResults("submit", { calls, concurrency, jobs, database: platform.mongo.kind, throughput, latenciesMs: latencies })}`);
+  console.log(`written ${writeResults("submit", { calls, concurrency, jobs, database: platform.mongo.kind, throughput, bareDatabase: bare, latenciesMs: latencies })}`);
 }
 
 main().catch((err) => {

@@ -26,6 +26,10 @@ export interface PlatformOptions {
   prepare?(work: string): Promise<unknown>;
   /** Added to (or overriding) the services' environment. */
   env?: Record<string, string>;
+  /** Added on top of `env` for one service (e.g. the gateway refusing private URLs while workers may fetch them). */
+  serviceEnv?: Partial<Record<"billing" | "scheduler" | "gateway", Record<string, string>>>;
+  /** Which services to start, in the usual order (default all three; e.g. no scheduler, so jobs stay queued). */
+  only?: ReadonlyArray<"billing" | "scheduler" | "gateway">;
 }
 
 export interface Platform {
@@ -41,7 +45,7 @@ export interface Platform {
   billingUrl: string;
   /** The environment the services got, to start another one like them. */
   env: Record<string, string>;
-  /** billing, scheduler and gateway, in start order. */
+  /** billing, scheduler and gateway (those started), in start order. */
   services: ServiceProcess[];
   service(name: "billing" | "scheduler" | "gateway"): ServiceProcess;
   stop(): Promise<void>;
@@ -76,7 +80,10 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     fs.rmSync(work, { recursive: true, force: true });
   };
   try {
-    for (const name of ["billing", "scheduler", "gateway"]) services.push(await startService(name, env));
+    for (const name of ["billing", "scheduler", "gateway"] as const) {
+      if (o.only && !o.only.includes(name)) continue;
+      services.push(await startService(name, { ...env, ...o.serviceEnv?.[name] }));
+    }
   } catch (err) {
     await stop();
     throw err;

@@ -10,6 +10,7 @@ import {
   listenDual,
   onShutdown,
   parseHostPort,
+  processClock,
   standardGrpcRoutes,
 } from "@framefleet/common";
 import { BillingService, file_framefleet_v1_billing_service } from "@framefleet/gen/framefleet/v1/billing_service_pb";
@@ -49,6 +50,7 @@ async function main() {
     everyMs: envNumber("FRAMEFLEET_RECONCILE_LEDGER_MS", 600_000),
     windowMs: envNumber("FRAMEFLEET_RECONCILE_LEDGER_WINDOW_MS", 86_400_000),
     graceMs: envNumber("FRAMEFLEET_RECONCILE_LEDGER_GRACE_MS", 120_000),
+    clock: processClock(),
   });
   const ready = () => infra.db.command({ ping: 1 }).then(() => !infra.nc.isClosed(), () => false);
   const standard = standardGrpcRoutes({ files: [file_framefleet_v1_billing_service], services: [BillingService.typeName], ready });

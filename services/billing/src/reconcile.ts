@@ -215,11 +215,11 @@ export function startPeriodicReconcile(
   db: Db,
   ledger: Ledger,
   log: Logger,
-  o: { everyMs: number; windowMs: number; graceMs: number },
+  o: { everyMs: number; windowMs: number; graceMs: number; clock?: () => number },
 ): () => Promise<void> {
   let running: Promise<void> = Promise.resolve();
   const pass = async () => {
-    const end = new Date(Date.now() - o.graceMs);
+    const end = new Date((o.clock ?? Date.now)() - o.graceMs);
     const r = await reconcileLedger(db, ledger, { start: new Date(end.getTime() - o.windowMs), end }, false);
     for (const d of r.differences) log.warn({ ...d }, "ledger differs from the scheduler's records");
     log.info({ instancesChecked: r.instancesChecked, attemptsChecked: r.attemptsChecked, differences: r.differences.length, entriesWritten: r.entriesWritten }, "ledger reconciled");

@@ -6,6 +6,7 @@ import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jets
 import { EventSchema, type Event } from "@framefleet/gen/framefleet/v1/events_pb";
 import { newId } from "./ids.ts";
 import type { Logger } from "./logger.ts";
+import { retrying } from "./retry.ts";
 
 export const EVENTS_STREAM = "FRAMEFLEET_EVENTS";
 
@@ -21,6 +22,8 @@ export const subjects = {
   /** Core NATS, outside the stream: tells schedulers to stop a running job now (the database holds the request too). */
   cancel: (jobId: string) => `framefleet-control.cancel.${jobId}`,
   cancelAll: "framefleet-control.cancel.*",
+  /** Core NATS, outside the stream: the scheduler stored more of a job's live output (wakes gateways following it). */
+  outputStored: (jobId: string) => `framefleet-control.output.${jobId}`,
 } as const;
 
 export async function connectNats(servers: string, name: string, log: Logger): Promise<NatsConnection> {
@@ -77,16 +80,29 @@ export type EventPayload = MessageInitShape<typeof EventSchema>["payload"];
 export class EventPublisher {
   readonly js: JetStreamClient;
   readonly source: string;
+  readonly #nc: NatsConnection;
+  readonly #retryForMs: number;
 
-  constructor(nc: NatsConnection, source: string) {
+  /**
+   * `retryForMs`: how long a publish keeps trying while the server is away (restarting, reconnecting); it stays
+   * within the stream's 2-minute duplicate window, so an event whose first ack was lost is still stored once.
+   */
+  constructor(nc: NatsConnection, source: string, opts: { retryForMs?: number } = {}) {
     this.js = jetstream(nc);
     this.source = source;
+    this.#nc = nc;
+    this.#retryForMs = opts.retryForMs ?? 60_000;
   }
 
   /** Returns the stream sequence of the stored event. */
   async publish(subject: string, payload: EventPayload, eventId: string = newId("evt")): Promise<number> {
-    const event = create(EventSchema, { eventId, time: timestampNow(), source: this.source, payload });
-    const ack = await this.js.publish(subject, encodeEvent(event), { msgID: eventId, timeout: 10_000 });
+    const data = encodeEvent(create(EventSchema, { eventId, time: timestampNow(), source: this.source, payload }));
+    // The same bytes and msgID on every try: JetStream keeps one copy however many of them arrived.
+    const ack = await retrying(() => this.js.publish(subject, data, { msgID: eventId, timeout: 5_000 }), {
+      forMs: this.#retryForMs,
+      baseMs: 250,
+      retryable: () => !this.#nc.isClosed(),
+    });
     return ack.seq;
   }
 }

@@ -10,6 +10,11 @@ import type {
 } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 
+/** The serialized bytes as a Buffer over the same memory (Buffer.from(Uint8Array) would copy every message). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** A grpc-js ServiceDefinition for a generated service (methods keyed by their camelCase local name). */
 export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
@@ -21,9 +26,9 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
       originalName: m.name,
       requestStream: m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming",
       responseStream: m.methodKind === "server_streaming" || m.methodKind === "bidi_streaming",
-      requestSerialize: (msg: unknown) => Buffer.from(toBinary(m.input, msg as In)),
+      requestSerialize: (msg: unknown) => asBuffer(toBinary(m.input, msg as In)),
       requestDeserialize: (buf: Buffer) => fromBinary(m.input, buf),
-      responseSerialize: (msg: unknown) => Buffer.from(toBinary(m.output, msg as Out)),
+      responseSerialize: (msg: unknown) => asBuffer(toBinary(m.output, msg as Out)),
       responseDeserialize: (buf: Buffer) => fromBinary(m.output, buf),
     };
   }
@@ -59,6 +64,13 @@ function toCallOptions(opts?: GrpcCallOptions): grpc.CallOptions {
   return d === undefined ? {} : { deadline: typeof d === "number" ? Date.now() + d : d };
 }
 
+/**
+ * HTTP/2 receive window of a client connection. HTTP/2's default (64 KiB) lets a server send only 64 KiB before it
+ * waits a round trip for the client's WINDOW_UPDATE, which caps a streamed output far below the link's speed; a
+ * slow reader still holds the sender back, with at most this much in flight.
+ */
+export const GRPC_CLIENT_WINDOW_BYTES = 4 * 1024 * 1024;
+
 /** A promise/async-iterable client for a generated service over grpc-js (unary and server-streaming methods). */
 export function createGrpcClient<S extends DescService>(
   service: S,
@@ -67,7 +79,7 @@ export function createGrpcClient<S extends DescService>(
   options: grpc.ClientOptions = {},
 ): GrpcClient<S> {
   const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(service), service.typeName);
-  const client = new Ctor(address, credentials, options) as unknown as grpc.Client &
+  const client = new Ctor(address, credentials, { "grpc-node.flow_control_window": GRPC_CLIENT_WINDOW_BYTES, ...options }) as unknown as grpc.Client &
     Record<string, (...args: unknown[]) => unknown>;
   const out: Record<string, unknown> = { close: () => client.close(), raw: client };
   for (const m of service.methods as DescMethod[]) {

@@ -15,7 +15,18 @@ export async function publishJobStatus(
   job: JobDoc,
   message = "",
 ): Promise<number> {
-  const seq = await publisher.publish(
+  const seq = await publishJobStatusEvent(publisher, job, message);
+  await jobs.updateOne({ _id: job._id }, { $max: { lastEventSeq: seq } });
+  return seq;
+}
+
+/**
+ * Publishes the status-change event only, without recording its sequence on the job: for a new job's "queued" event,
+ * where that record would be a second database write per submit (WatchJob reads lastEventSeq only once the job has
+ * ended, and every later transition records its own sequence with $max).
+ */
+export async function publishJobStatusEvent(publisher: EventPublisher, job: JobDoc, message = ""): Promise<number> {
+  return publisher.publish(
     subjects.job(job._id, job.status.toLowerCase()),
     {
       case: "job",
@@ -31,8 +42,6 @@ export async function publishJobStatus(
     },
     `${job._id}.${job.attempt}.${job.status}`,
   );
-  await jobs.updateOne({ _id: job._id }, { $max: { lastEventSeq: seq } });
-  return seq;
 }
 
 export async function publishJobProgress(

@@ -2,7 +2,8 @@
 // The gateway creates and reads jobs; the scheduler moves them through their states.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Binary, type Collection, type Db, type ObjectId } from "mongodb";
+import { randomBytes } from "node:crypto";
+import { Binary, ObjectId, type Collection, type Db } from "mongodb";
 import { JobSchema, JobSpecSchema, JobStatus, type Job, type JobSpec } from "@framefleet/gen/framefleet/v1/job_pb";
 
 export type JobStatusName = "QUEUED" | "PROVISIONING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELED";
@@ -45,7 +46,7 @@ export interface JobDoc {
   error?: { code: string; message: string };
   output?: JobOutputDoc;
   /** The output file the current attempt is writing, chunk by chunk (followed by live downloads). */
-  liveOutput?: { fileId: ObjectId; attempt: number };
+  liveOutput?: { fileId: ObjectId; attempt: number; /** Set when its chunks have liveChunkId ids. */ chunkIdPrefix?: string };
   instanceId?: string;
   /** Held by the scheduler replica running the current attempt; expired leases are taken over. */
   lease?: { owner: string; expiresAt: Date };
@@ -131,3 +132,17 @@ export const OUTPUTS_BUCKET = "outputs";
 
 /** GridFS chunk size of outputs: also what a live download can lag behind the encoder, at most. */
 export const OUTPUT_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * The _id of chunk `n` of a live output file: the file's prefix (9 bytes: a timestamp and 5 random bytes) then n (3
+ * bytes). Followers fetch chunks by _id, the one lookup every MongoDB-compatible server answers from an index
+ * (FerretDB v1 on SQLite scans the whole chunks collection for a files_id query).
+ */
+export function liveChunkId(prefix: string, n: number): ObjectId {
+  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 24) throw new RangeError(`chunk number ${n} out of range`);
+  return new ObjectId(prefix + n.toString(16).padStart(6, "0"));
+}
+
+export function newLiveChunkIdPrefix(now: number = Date.now()): string {
+  return Math.floor(now / 1000).toString(16).padStart(8, "0") + randomBytes(5).toString("hex");
+}

@@ -22,6 +22,7 @@ before(async () => {
   dir = tempDir("fetch");
   server = http.createServer((req, res) => {
     if (req.url === "/ok") res.end("hello");
+    else if (req.url === "/ok-close") res.writeHead(200, { connection: "close" }).end("hello");
     else if (req.url === "/big") res.end(Buffer.alloc(5000));
     else if (req.url === "/redirect-metadata") res.writeHead(302, { location: "http://169.254.169.254/latest/meta-data" }).end();
     else if (req.url === "/loop") res.writeHead(302, { location: "/loop" }).end();
@@ -70,4 +71,25 @@ test("size, redirect-loop, status and time limits give clear errors", async () =
   assert.equal(await code(`${base}/slow`, { allowPrivate: true, timeoutMs: 200 }), "timeout");
   assert.equal(await code("ftp://example.com/x"), "invalid_url");
   assert.equal(await code("http://user:pw@example.com/x"), "invalid_url");
+});
+
+test("IPv4-compatible, SIIT-translated and site-local IPv6 forms are blocked too", () => {
+  for (const a of ["::7f00:1", "::a9fe:a9fe", "::ffff:0:7f00:1", "::ffff:0:a00:1", "fec0::1"]) assert.equal(isBlockedAddress(a), true, a);
+  assert.equal(isBlockedAddress("2001:4860:4860::8888"), false);
+});
+
+test("an injected resolver is checked on every connection: a host that rebinds to a private address is refused", async () => {
+  const port = new URL(base).port;
+  let answers = 0;
+  // First answer: the test server (treated as public); every later one: the metadata address.
+  const rebinding = async () => [{ address: answers++ === 0 ? "127.0.0.1" : "169.254.169.254", family: 4 }];
+  const onlyTestServer = (a: string) => a !== "127.0.0.1" && isBlockedAddress(a);
+  const opts = { resolve: rebinding, isBlocked: onlyTestServer };
+  // The server closes each connection, so the second download connects (and resolves) again.
+  assert.equal(await code(`http://rebind.test:${port}/ok-close`, opts), "ok");
+  assert.equal(await code(`http://rebind.test:${port}/ok-close`, opts), "blocked_address");
+  // One private address among public ones is enough to refuse.
+  const mixed = async () => [{ address: "127.0.0.1", family: 4 }, { address: "10.0.0.1", family: 4 }];
+  assert.equal(await code(`http://mixed.test:${port}/ok`, { resolve: mixed, isBlocked: onlyTestServer }), "blocked_address");
+  assert.equal(await code(`http://none.test:${port}/ok`, { resolve: async () => [], isBlocked: onlyTestServer }), "input_unreachable");
 });

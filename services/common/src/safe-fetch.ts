@@ -42,6 +42,10 @@ for (const [addr, prefix] of [
 for (const [addr, prefix] of [
   ["::", 128],
   ["::1", 128],
+  // IPv4-compatible (::a.b.c.d, deprecated), SIIT-translated (::ffff:0:a.b.c.d) and site-local (deprecated).
+  ["::", 96],
+  ["::ffff:0:0:0", 96],
+  ["fec0::", 10],
   ["64:ff9b::", 96],
   ["100::", 64],
   ["2001:db8::", 32],
@@ -74,8 +78,15 @@ export interface FetchLimits {
   allowPrivate?: boolean;
   /** Replaces the address check (tests use it to allow one test server while keeping the rest blocked). */
   isBlocked?: (address: string) => boolean;
+  /** Replaces DNS resolution (tests use it for rebinding: a resolver that answers differently each time). */
+  resolve?: Resolver;
   signal?: AbortSignal;
 }
+
+/** Every address a host name resolves to, as `dns.lookup(host, {all: true})` gives them. */
+export type Resolver = (hostname: string) => Promise<dns.LookupAddress[]>;
+
+const systemResolver: Resolver = (hostname) => dns.promises.lookup(hostname, { all: true });
 
 /** Validates an untrusted URL's form; `field` names it in the error. */
 export function parseHttpUrl(raw: string, field: string): URL {
@@ -97,11 +108,11 @@ function blockedBy(limits: FetchLimits): (address: string) => boolean {
   return limits.isBlocked ?? isBlockedAddress;
 }
 
-function guardedLookup(field: string, isBlocked: (address: string) => boolean): net.LookupFunction {
+function guardedLookup(field: string, isBlocked: (address: string) => boolean, resolve: Resolver): net.LookupFunction {
   return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
-    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
-      if (err) return callback(new FetchError("input_unreachable", `${field}: cannot resolve host ${hostname}`));
-      const list = addresses as dns.LookupAddress[];
+    resolve(hostname).then((all) => {
+      const list = options.family === 4 || options.family === 6 ? all.filter((a) => a.family === options.family) : all;
+      if (list.length === 0) return callback(new FetchError("input_unreachable", `${field}: cannot resolve host ${hostname}`));
       if (list.some((a) => isBlocked(a.address))) {
         return callback(
           new FetchError("blocked_address", `${field}: host ${hostname} resolves to a private or reserved address`),
@@ -110,7 +121,7 @@ function guardedLookup(field: string, isBlocked: (address: string) => boolean): 
       if (options.all) return callback(null, list);
       const first = list[0]!;
       callback(null, first.address, first.family);
-    });
+    }, () => callback(new FetchError("input_unreachable", `${field}: cannot resolve host ${hostname}`)));
   }) as net.LookupFunction;
 }
 
@@ -128,7 +139,7 @@ function request(u: URL, field: string, limits: FetchLimits, signal: AbortSignal
   const mod = u.protocol === "https:" ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.get(u, {
-      lookup: guardedLookup(field, isBlocked),
+      lookup: guardedLookup(field, isBlocked, limits.resolve ?? systemResolver),
       signal,
       headers: { "user-agent": "framefleet/1", accept: "*/*" },
     });
@@ -217,7 +228,7 @@ export async function postToUntrustedUrl(
   return new Promise((resolve, reject) => {
     const req = mod.request(u, {
       method: "POST",
-      lookup: guardedLookup(field, isBlocked),
+      lookup: guardedLookup(field, isBlocked, limits.resolve ?? systemResolver),
       signal,
       headers: { "user-agent": "framefleet/1", "content-length": String(payload.length), ...headers },
     });

@@ -33,6 +33,13 @@ export interface ApiKeyDoc {
 /** How stale last_used may be: one write per key per this interval at most. */
 export const LAST_USED_RESOLUTION_MS = 60_000;
 
+/**
+ * How long a gateway trusts a key it has read without reading it again (a read per request was a database round trip
+ * on every call). Revoking or updating a key clears it at once on the replica that serves the call; other replicas
+ * see the change within this bound.
+ */
+export const KEY_CACHE_TTL_MS = 5_000;
+
 export function hashKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
 }
@@ -50,10 +57,16 @@ export class ApiKeys {
   /** When each key's last_used was last written by this process (keyed by hash). */
   private readonly lastUsedWritten = new Map<string, number>();
   private readonly clock: () => Date;
+  /** Keys read recently (by hash), trusted until `until` (ms). */
+  private readonly cache = new Map<string, { doc: ApiKeyDoc; until: number }>();
+  /** Bumped by every invalidation: a read that started before one must not refill the cache with what it read. */
+  private cacheEpoch = 0;
+  private readonly cacheTtlMs: number;
 
-  constructor(db: Db, clock: () => Date = () => new Date()) {
+  constructor(db: Db, clock: () => Date = () => new Date(), cacheTtlMs = KEY_CACHE_TTL_MS) {
     this.keys = db.collection<ApiKeyDoc>("api_keys");
     this.clock = clock;
+    this.cacheTtlMs = cacheTtlMs;
   }
 
   async ensureIndexes(): Promise<void> {
@@ -90,20 +103,47 @@ export class ApiKeys {
       else $unset.monthlyBudgetMicros = "";
     }
     await this.keys.updateOne({ _id: hash }, { ...(Object.keys($set).length ? { $set } : {}), ...(Object.keys($unset).length ? { $unset } : {}) });
+    this.forget(hash);
     return (await this.keys.findOne({ _id: hash }))!;
   }
 
-  /** Revokes a key (idempotent: the first revocation time stays). authenticate reads the database, so it is immediate. */
+  /**
+   * Revokes a key (idempotent: the first revocation time stays). Immediate on this replica (its cache entry is
+   * dropped); other replicas stop accepting it within KEY_CACHE_TTL_MS.
+   */
   async revoke(hash: string, now: Date): Promise<ApiKeyDoc> {
+    this.forget(hash);
     await this.keys.updateOne({ _id: hash, revokedAt: { $exists: false } }, { $set: { revokedAt: now } });
+    this.forget(hash);
     return (await this.keys.findOne({ _id: hash }))!;
+  }
+
+  /** Drops a key from the cache, and keeps reads already in flight from putting it back. */
+  private forget(hash: string): void {
+    this.cacheEpoch++;
+    this.cache.delete(hash);
+  }
+
+  /** The key's document: from the cache while fresh, else read (and cached when it may authenticate). */
+  private async lookup(hash: string): Promise<ApiKeyDoc | null> {
+    const now = this.clock().getTime();
+    const hit = this.cache.get(hash);
+    if (hit && hit.until > now) return hit.doc;
+    const epoch = this.cacheEpoch;
+    const doc = await this.keys.findOne({ _id: hash });
+    if (!doc || doc.revokedAt) this.cache.delete(hash);
+    else if (epoch === this.cacheEpoch && this.cacheTtlMs > 0) {
+      if (this.cache.size >= 10_000) this.cache.clear();
+      this.cache.set(hash, { doc, until: now + this.cacheTtlMs });
+    }
+    return doc;
   }
 
   /** The caller for an Authorization header value ("Bearer <key>"), or undefined. */
   async authenticate(authorization: string | null | undefined): Promise<Caller | undefined> {
     const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
     if (!m) return undefined;
-    const doc = await this.keys.findOne({ _id: hashKey(m[1]!) });
+    const doc = await this.lookup(hashKey(m[1]!));
     if (!doc || doc.revokedAt) return undefined;
     this.touch(doc);
     const caller: Caller = { accountId: doc.accountId, keyId: doc.keyId, role: doc.role };

@@ -131,6 +131,12 @@ export function compatRoutes(o: CompatOptions): CompatRoutes {
     enforceRateLimit(o.limiter, caller, now());
     return caller;
   };
+  /** For the submitting routes: the role before the body, as on the main API. */
+  const authWriter = async (req: Req): Promise<Caller> => {
+    const caller = await auth(req);
+    o.api.requireWriter(caller);
+    return caller;
+  };
 
   const outputUrl = (req: Req, jobId: string): string => {
     const base = cfg.publicUrl ?? `http://${header(req, "host") ?? header(req, ":authority") ?? "127.0.0.1"}`;
@@ -167,7 +173,7 @@ export function compatRoutes(o: CompatOptions): CompatRoutes {
   };
 
   const legacySync = async (route: LegacyRoute, map: (body: unknown, key: string) => Mapped, req: Req, res: Res, url: URL) => {
-    const caller = await auth(req);
+    const caller = await authWriter(req);
     const body = await readJson(req);
     const job = await submit(caller, map(body, header(req, "idempotency-key") ?? ""), "Idempotency-Key header");
     const queued = (message: string, status: number) =>
@@ -233,7 +239,7 @@ export function compatRoutes(o: CompatOptions): CompatRoutes {
       if (path === "/video/img2vid") return legacySync("img2vid", imageToVideoFromLegacy, req, res, url).then(() => true);
       if (path === "/video/addaudio") return legacySync("addaudio", addAudioFromLegacy, req, res, url).then(() => true);
       if (path === "/api/v1/video") {
-        const caller = await auth(req);
+        const caller = await authWriter(req);
         const job = await submit(caller, sceneVideoFromLegacy(await readJson(req)), "videoJobId");
         sendJson(res, 202, videoJob(req, job));
         return true;

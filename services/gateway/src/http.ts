@@ -183,6 +183,8 @@ export function httpRoutes(o: HttpRoutesOptions): Handler {
         return true;
       }
       if (path === "/v1/jobs" && method === "POST") {
+        // The key first: a caller without one learns nothing, not even whether its body would pass.
+        const caller = await auth(req);
         const body = await readJson(req);
         let spec;
         try {
@@ -192,18 +194,19 @@ export function httpRoutes(o: HttpRoutesOptions): Handler {
         }
         const header = req.headers["idempotency-key"];
         if (typeof header === "string" && header && !spec.idempotencyKey) spec.idempotencyKey = header;
-        const job = await o.api.submit(await auth(req), spec);
+        const job = await o.api.submit(caller, spec);
         sendJson(res, 201, toJson(JobSchema, job));
         return true;
       }
       if (path === "/v1/jobs" && method === "GET") {
+        const caller = await auth(req);
         const statuses = url.searchParams.getAll("status").map((s) => {
           const v = JobStatus[s.toUpperCase().replace(/^JOB_STATUS_/, "") as keyof typeof JobStatus];
           if (v === undefined) throw new ConnectError(`status: unknown job status "${s}"`, Code.InvalidArgument);
           return v;
         });
         const page = await o.api.list(
-          await auth(req),
+          caller,
           Number(url.searchParams.get("page_size") ?? 0) || 0,
           url.searchParams.get("page_token") ?? "",
           statuses,

@@ -14,12 +14,16 @@ import {
   OUTPUT_CHUNK_BYTES,
   OUTPUTS_BUCKET,
   publishJobStatus,
+  publishJobStatusEvent,
   statusFromProto,
   subjects,
   waitingStatuses,
   type EventPublisher,
   type JobDoc,
   type Logger,
+  liveChunkId,
+  StepTimes,
+  wakeupOn,
 } from "@framefleet/common";
 import { JobSpecSchema, type Job, type JobSpec, type JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import type { Caller } from "./auth.ts";
@@ -30,6 +34,8 @@ import type { Assets } from "./assets.ts";
 import type { Outputs } from "./outputs.ts";
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+/** Far longer than a submit takes between reserving its key and storing its job. */
+const STALE_RESERVATION_MS = 30_000;
 
 interface IdempotencyDoc {
   _id: string;
@@ -55,6 +61,27 @@ export interface JobApiOptions {
   clock?: () => number;
 }
 
+/** The document a submitted job starts as (also used to seed benchmarks with jobs shaped as the gateway writes them). */
+export function newJobDoc(p: { id: string; caller: Pick<Caller, "accountId" | "keyId">; spec: JobSpec; now: Date; maxAttempts: number; assetIds?: string[] }): JobDoc {
+  const { spec, now } = p;
+  return {
+    _id: p.id,
+    accountId: p.caller.accountId,
+    keyId: p.caller.keyId,
+    status: "QUEUED",
+    progress: 0,
+    spec: encodeSpec(spec),
+    task: spec.task.case!,
+    createdAt: now,
+    updatedAt: now,
+    attempt: 0,
+    maxAttempts: p.maxAttempts,
+    lastEventSeq: 0,
+    ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
+    ...(p.assetIds?.length ? { assetIds: p.assetIds } : {}),
+  };
+}
+
 export class JobApi {
   readonly jobs: Collection<JobDoc>;
   readonly #idem: Collection<IdempotencyDoc>;
@@ -69,8 +96,13 @@ export class JobApi {
     this.#now = () => new Date(clock());
   }
 
-  async submit(caller: Caller, spec: JobSpec | undefined): Promise<Job> {
+  /** Submitting and canceling need a key that may write; checked before anything about the request. */
+  requireWriter(caller: Caller): void {
     if (caller.role === "read") throw new ConnectError("this API key is read-only", Code.PermissionDenied);
+  }
+
+  async submit(caller: Caller, spec: JobSpec | undefined): Promise<Job> {
+    this.requireWriter(caller);
     try {
       validateSpec(spec, { allowPrivateUrls: this.#o.allowPrivateUrls });
     } catch (err) {
@@ -93,26 +125,20 @@ export class JobApi {
       if (spec.idempotencyKey) await this.#idem.deleteOne({ _id: idempotencyId(caller, spec), jobId }).catch(() => {});
       throw err;
     }
-    const doc: JobDoc = {
-      _id: jobId,
-      accountId: caller.accountId,
-      keyId: caller.keyId,
-      status: "QUEUED",
-      progress: 0,
-      spec: encodeSpec(spec),
-      task: spec.task.case!,
-      createdAt: now,
-      updatedAt: now,
-      attempt: 0,
-      maxAttempts: this.#o.maxAttempts,
-      lastEventSeq: 0,
-      ...(spec.idempotencyKey ? { idempotencyKey: spec.idempotencyKey } : {}),
-      ...(assetIds.length ? { assetIds } : {}),
-    };
-    await this.jobs.insertOne(doc);
+    const doc = newJobDoc({ id: jobId, caller, spec, now, maxAttempts: this.#o.maxAttempts, assetIds });
+    try {
+      await this.jobs.insertOne(doc);
+    } catch (err) {
+      // Not stored: the key must not stay held by a job that will never exist (best effort: the database may be
+      // away; a stale reservation is taken over below).
+      if (spec.idempotencyKey) await this.#idem.deleteOne({ _id: idempotencyId(caller, spec), jobId }).catch(() => {});
+      throw err;
+    }
     this.#o.log.info({ jobId, accountId: caller.accountId, task: doc.task }, "job submitted");
     try {
-      doc.lastEventSeq = await publishJobStatus(this.#o.publisher, this.jobs, doc, "queued");
+      // The sequence goes back in this answer only: storing it too would double the writes per submit (see
+      // publishJobStatusEvent); the job's next transition records its own.
+      doc.lastEventSeq = await publishJobStatusEvent(this.#o.publisher, doc, "queued");
     } catch (err) {
       // The job is stored; the scheduler's periodic pass finds it even without the event.
       this.#o.log.warn({ jobId, err: String(err) }, "publishing the queued event failed");
@@ -146,6 +172,12 @@ export class JobApi {
       }
       const job = await this.jobs.findOne({ _id: prior.jobId });
       if (job) return jobToProto(job);
+      if (now.getTime() - prior.createdAt.getTime() > STALE_RESERVATION_MS) {
+        // The first request reserved the key and never stored its job (it failed between the two writes): this
+        // retry takes the key over; the conditional delete lets one retry win.
+        await this.#idem.deleteOne({ _id, jobId: prior.jobId });
+        continue;
+      }
       // The first request reserved the key but has not stored its job yet.
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -200,7 +232,7 @@ export class JobApi {
   }
 
   async cancel(caller: Caller, jobId: string, reason: string): Promise<Job> {
-    if (caller.role === "read") throw new ConnectError("this API key is read-only", Code.PermissionDenied);
+    this.requireWriter(caller);
     const doc = await this.getDoc(caller, jobId);
     const now = this.#now();
     const why = reason || "canceled by the user";
@@ -237,54 +269,85 @@ export class JobApi {
     jobId: string,
     offset: number,
     signal: AbortSignal,
-    pollMs = 200,
+    pollMs = 1000,
   ): AsyncGenerator<{ data: Uint8Array; offset: number; totalSize: number }> {
-    let doc = await this.getDoc(caller, jobId);
-    const chunks = this.#o.db.collection<{ files_id: ObjectId; n: number; data: Binary }>(`${OUTPUTS_BUCKET}.chunks`);
+    const steps = new StepTimes(this.#o.clock);
+    steps.mark("follow_started");
+    // Woken when the scheduler stored more output or the job changed state; the poll is the fallback (core NATS may
+    // drop a message). Subscribed before the first read, so nothing that happens after that read is missed.
+    const wakeup = await wakeupOn(this.#o.nc, [subjects.outputStored(jobId), subjects.jobAll(jobId)]);
     let pos = offset;
-    let followed: ObjectId | undefined;
-    const sleep = () => new Promise<void>((r) => setTimeout(r, pollMs));
-    while (!signal.aborted) {
-      if (doc.status === "SUCCEEDED" && doc.output) {
-        if (followed && !followed.equals(doc.output.fileId)) throw restarted(jobId, doc.attempt);
-        const gone = this.#o.outputs?.expired(doc);
-        if (gone) throw gone;
-        const total = doc.output.sizeBytes;
-        if (pos > total) throw new ConnectError(`offset: beyond the output's ${total} bytes`, Code.OutOfRange);
-        if (pos === total) return;
-        for await (const chunk of this.openOutput(doc, pos)) {
-          const data = chunk as Buffer;
-          yield { data, offset: pos, totalSize: total };
-          pos += data.length;
+    try {
+      let doc = await this.getDoc(caller, jobId);
+      let followed: ObjectId | undefined;
+      while (!signal.aborted) {
+        if (doc.status === "SUCCEEDED" && doc.output) {
+          if (followed && !followed.equals(doc.output.fileId)) throw restarted(jobId, doc.attempt);
+          const gone = this.#o.outputs?.expired(doc);
+          if (gone) throw gone;
+          const total = doc.output.sizeBytes;
+          if (pos > total) throw new ConnectError(`offset: beyond the output's ${total} bytes`, Code.OutOfRange);
+          if (pos === total) return;
+          for await (const chunk of this.openOutput(doc, pos)) {
+            const data = chunk as Buffer;
+            steps.mark("first_bytes");
+            yield { data, offset: pos, totalSize: total };
+            pos += data.length;
+          }
+          return;
         }
-        return;
-      }
-      if (isTerminal(doc.status)) {
-        throw new ConnectError(`job ${jobId} ended ${doc.status} without an output`, Code.FailedPrecondition);
-      }
-      const live = doc.liveOutput;
-      if (live) {
-        if (followed && !followed.equals(live.fileId)) throw restarted(jobId, live.attempt);
-        followed = live.fileId;
-        const first = Math.floor(pos / OUTPUT_CHUNK_BYTES);
-        let skip = pos % OUTPUT_CHUNK_BYTES;
-        let n = first;
-        for (const c of await chunks.find({ files_id: live.fileId, n: { $gte: first } }).sort({ n: 1 }).limit(32).toArray()) {
-          if (c.n !== n) break; // not contiguous yet
-          const data = c.data.buffer.subarray(skip);
-          skip = 0;
-          n++;
-          if (data.length === 0) continue;
-          yield { data, offset: pos, totalSize: 0 };
-          pos += data.length;
+        if (isTerminal(doc.status)) {
+          throw new ConnectError(`job ${jobId} ended ${doc.status} without an output`, Code.FailedPrecondition);
         }
-        if (n > first) {
-          doc = (await this.jobs.findOne({ _id: jobId })) ?? doc;
-          continue;
+        const live = doc.liveOutput;
+        if (live) {
+          if (followed && !followed.equals(live.fileId)) throw restarted(jobId, live.attempt);
+          followed = live.fileId;
+          steps.mark("live_found");
+          const before = pos;
+          const first = Math.floor(pos / OUTPUT_CHUNK_BYTES);
+          let skip = pos % OUTPUT_CHUNK_BYTES;
+          let n = first;
+          for await (const c of this.#liveChunks(live, first)) {
+            if (c.n !== n) break; // not contiguous yet
+            const data = c.data.buffer.subarray(skip);
+            skip = 0;
+            if (data.length > 0) {
+              steps.mark("first_bytes");
+              yield { data, offset: pos, totalSize: 0 };
+              pos += data.length;
+            }
+            // A short chunk is the unfilled tail, rewritten in place as it grows: read it again after the next wake.
+            if (c.data.buffer.length < OUTPUT_CHUNK_BYTES) break;
+            n++;
+          }
+          if (pos > before) {
+            doc = (await this.jobs.findOne({ _id: jobId })) ?? doc;
+            continue;
+          }
         }
+        await wakeup.wait(pollMs, signal);
+        doc = (await this.jobs.findOne({ _id: jobId })) ?? doc;
       }
-      await sleep();
-      doc = (await this.jobs.findOne({ _id: jobId })) ?? doc;
+    } finally {
+      wakeup.close();
+      steps.mark("ended");
+      this.#o.log.debug({ jobId, offset, bytes: pos - offset, steps: steps.toJSON() }, "output followed");
+    }
+  }
+
+  /** A live file's chunks from chunk `first` on, in order, at most 32 (by _id when its ids are liveChunkId's). */
+  async *#liveChunks(live: NonNullable<JobDoc["liveOutput"]>, first: number): AsyncGenerator<LiveChunk> {
+    const chunks = this.#o.db.collection<LiveChunk>(`${OUTPUTS_BUCKET}.chunks`);
+    if (!live.chunkIdPrefix) {
+      yield* await chunks.find({ files_id: live.fileId, n: { $gte: first } }).sort({ n: 1 }).limit(32).toArray();
+      return;
+    }
+    for (let n = first; n < first + 32; n++) {
+      const c = await chunks.findOne({ _id: liveChunkId(live.chunkIdPrefix, n) });
+      if (!c || !c.files_id.equals(live.fileId)) return;
+      yield c;
+      if (c.data.buffer.length < OUTPUT_CHUNK_BYTES) return; // the tail: nothing after it yet
     }
   }
 
@@ -295,6 +358,13 @@ export class JobApi {
     // Always pass both: with only `start`, the driver takes a missing `end` as 0.
     return bucket.openDownloadStream(doc.output!.fileId, { start, end });
   }
+}
+
+interface LiveChunk {
+  _id: ObjectId;
+  files_id: ObjectId;
+  n: number;
+  data: Binary;
 }
 
 function idempotencyId(caller: Caller, spec: JobSpec): string {

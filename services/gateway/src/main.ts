@@ -13,6 +13,7 @@ import {
   listenDual,
   onShutdown,
   parseHostPort,
+  processClock,
   publicGrpcServices,
   standardGrpcRoutes,
 } from "@framefleet/common";
@@ -62,6 +63,7 @@ async function main() {
     assets: storage.assets,
     outputs: storage.outputs,
     billing,
+    clock: processClock(),
   });
   const webhooks = await startWebhooks({ db, nc, log, config: webhookConfigFromEnv() });
 

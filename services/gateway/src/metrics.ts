@@ -1,12 +1,11 @@
 // Prometheus metrics for the gateway (prom-client: the standard exposition, process metrics and histograms).
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { timingSafeEqual } from "node:crypto";
 import { ConnectError, Code, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Collection } from "mongodb";
-import { waitingStatuses, type JobDoc, type JobStatusName, type Logger } from "@framefleet/common";
+import { isMetricsRequest, serveMetrics, serviceRegistry, waitingStatuses, type JobDoc, type JobStatusName, type Logger } from "@framefleet/common";
 import { rpcOutcome } from "./rpc-outcome.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
@@ -65,7 +64,7 @@ export interface GatewayMetricsOptions {
 }
 
 export class GatewayMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry = serviceRegistry();
   readonly #o: GatewayMetricsOptions;
   readonly #rpcTotal: Counter<"service" | "method" | "code">;
   readonly #rpcDuration: Histogram<"service" | "method" | "code">;
@@ -75,7 +74,6 @@ export class GatewayMetrics {
   constructor(o: GatewayMetricsOptions) {
     this.#o = o;
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
     const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
     this.#rpcTotal = new Counter({
       name: "framefleet_rpc_requests_total",
@@ -169,37 +167,11 @@ export class GatewayMetrics {
           end(labels);
         });
       }
-      if (path === "/metrics" && (req.method === "GET" || req.method === "HEAD")) {
-        void this.#serve(req, res);
+      if (isMetricsRequest(req)) {
+        void serveMetrics(this.registry, this.#o, req, res);
         return;
       }
       next(req, res);
     };
   }
-
-  async #serve(req: Req, res: Res): Promise<void> {
-    const r = res as http.ServerResponse;
-    if (this.#o.token && !bearerMatches(req.headers.authorization, this.#o.token)) {
-      r.writeHead(401, { "content-type": "application/json", "www-authenticate": "Bearer" });
-      r.end(JSON.stringify({ code: "unauthenticated", message: "metrics need `Authorization: Bearer <FRAMEFLEET_METRICS_TOKEN>`" }));
-      return;
-    }
-    try {
-      const text = await this.registry.metrics();
-      r.writeHead(200, { "content-type": this.registry.contentType });
-      r.end(req.method === "HEAD" ? undefined : text);
-    } catch (err) {
-      this.#o.log.error({ err: String(err) }, "rendering metrics failed");
-      r.writeHead(500, { "content-type": "text/plain" });
-      r.end("metrics unavailable\n");
-    }
-  }
-}
-
-function bearerMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(\S+)$/i.exec(header ?? "");
-  if (!m) return false;
-  const a = Buffer.from(m[1]!);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -46,7 +46,14 @@ test("each rule names its field", () => {
   assert.equal(fieldOf(caption({ style: { fontName: "Arial'],;[x]" } })), "spec.caption.style.font_name");
   assert.equal(fieldOf(caption({ style: { fontSize: 1000 } })), "spec.caption.style.font_size");
   assert.equal(fieldOf(caption({ style: { fontSize: 2 } })), "spec.caption.style.font_size");
+  // gpu-render refuses these too: refused at submit, such a job is never queued.
+  assert.equal(fieldOf(caption({ style: { fontName: " Arial" } })), "spec.caption.style.font_name");
+  assert.equal(fieldOf(caption({ style: { position: 42 } })), "spec.caption.style.position");
   assert.equal(fieldOf(caption({}, { webhookUrl: "not a url" })), "spec.webhook_url");
+  assert.equal(fieldOf(caption({ videoUrl: "https://127.0.0.1@example.com/v.mp4" })), "spec.caption.video_url");
+  assert.equal(fieldOf(caption({}, { webhookUrl: "https://user:pw@example.com/hook" })), "spec.webhook_url");
+  assert.equal(fieldOf(caption({}, { webhookUrl: "http://localhost./hook" })), "spec.webhook_url");
+  assert.equal(fieldOf(caption({}, { webhookUrl: "http://api.localhost../hook" })), "spec.webhook_url");
   assert.equal(fieldOf(caption({}, { output: { width: 641, height: 360 } })), "spec.output.width");
   assert.equal(fieldOf(caption({}, { output: { container: 2, codec: 1 } })), "spec.output.codec");
   assert.equal(fieldOf(caption({}, { output: { codec: 3 } })), "spec.output.codec");

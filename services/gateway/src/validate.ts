@@ -5,6 +5,7 @@ import {
   AudioMixMode,
   KenBurnsMotion,
   OutputContainer,
+  SubtitlePosition,
   VideoCodec,
   WebhookEventType,
   type AddAudioTask,
@@ -53,6 +54,8 @@ function checkUrl(value: string, field: string, required = true): void {
     throw new ValidationError(field, "not a valid URL");
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") throw new ValidationError(field, "must be an http or https URL");
+  // Workers and the webhook sender refuse these; refusing at submit keeps such a job from being queued at all.
+  if (u.username || u.password) throw new ValidationError(field, "URLs with credentials (user:password@) are not accepted");
 }
 
 function checkStyle(s: SubtitleStyle | undefined, field: string): void {
@@ -71,9 +74,10 @@ function checkStyle(s: SubtitleStyle | undefined, field: string): void {
       throw new ValidationError(`${field}.${name}`, "must be #RRGGBB or #RRGGBBAA");
     }
   }
-  if (s.fontName && !/^[A-Za-z0-9 _-]{1,64}$/.test(s.fontName)) {
-    throw new ValidationError(`${field}.font_name`, "only letters, digits, spaces, '_' and '-' (at most 64)");
+  if (s.fontName && (!/^[A-Za-z0-9 _-]{1,64}$/.test(s.fontName) || s.fontName.trim() !== s.fontName)) {
+    throw new ValidationError(`${field}.font_name`, "only letters, digits, spaces, '_' and '-' (at most 64, no leading or trailing space)");
   }
+  if (!(s.position in SubtitlePosition)) throw new ValidationError(`${field}.position`, "unknown position");
 }
 
 function checkRange(v: number, field: string, min: number, max: number, zeroMeans?: string): void {
@@ -197,9 +201,12 @@ function checkOutput(o: OutputOptions): void {
  * not a loopback, private or reserved address. Host names are checked again when each attempt connects.
  */
 export function checkWebhookUrl(value: string, field: string, allowPrivate: boolean): void {
+  // Whatever the field is called (spec.webhook_url, default_url): an asset is never something to POST to.
+  if (isAssetUri(value)) throw new ValidationError(field, "must be an http or https URL");
   checkUrl(value, field);
   if (allowPrivate) return;
-  const host = new URL(value).hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  // A trailing dot ("localhost.") names the same host.
+  const host = new URL(value).hostname.replace(/^\[|\]$/g, "").toLowerCase().replace(/\.+$/, "");
   const literal = /^[\d.]+$/.test(host) || host.includes(":");
   if ((literal && isBlockedAddress(host)) || host === "localhost" || host.endsWith(".localhost")) {
     throw new ValidationError(field, "must be a public address: loopback, private and reserved addresses are refused");

@@ -155,21 +155,23 @@ export interface StreamRunResult {
   inputDurationSeconds?: number;
 }
 
-/** Waits until the stream has data to read, has ended, or is gone. */
-function readableOrDone(s: Readable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      s.off("readable", done);
-      s.off("end", done);
-      s.off("close", done);
-      s.off("error", done);
+/** Settles when the stream has data to read, has ended, or is gone; `cancel` drops the listeners sooner. */
+function readableOrDone(s: Readable): { ready: Promise<void>; cancel(): void } {
+  let cancel!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    cancel = () => {
+      s.off("readable", cancel);
+      s.off("end", cancel);
+      s.off("close", cancel);
+      s.off("error", cancel);
       resolve();
     };
-    s.on("readable", done);
-    s.on("end", done);
-    s.on("close", done);
-    s.on("error", done);
+    s.on("readable", cancel);
+    s.on("end", cancel);
+    s.on("close", cancel);
+    s.on("error", cancel);
   });
+  return { ready, cancel };
 }
 
 /**
@@ -229,20 +231,39 @@ export async function runFfmpegStreaming(o: StreamRunOptions): Promise<StreamRun
   };
   o.signal.addEventListener("abort", onAbort, { once: true });
 
+  // While onData is pending, stdout is read ahead into the next chunk, up to maxChunk and no further (then ffmpeg
+  // stalls on the full pipe): a busy consumer gets fewer, fuller chunks instead of one per 64 KiB pipe read, an idle
+  // one gets each read at once, and memory stays bounded by one pending chunk plus one being gathered.
   const pump = async () => {
     const out = proc.stdout!;
+    let parts: Buffer[] = [];
+    let size = 0;
+    let pending: Promise<void> | undefined;
     for (;;) {
-      const buf = out.read() as Buffer | null;
-      if (buf !== null) {
-        for (let off = 0; off < buf.length; off += maxChunk) {
-          const pending = o.onData(buf.subarray(off, Math.min(off + maxChunk, buf.length)));
-          if (pending) await Promise.race([pending, aborted]);
-          if (o.signal.aborted) throw o.signal.reason;
-        }
+      while (size < maxChunk) {
+        const buf = out.read() as Buffer | null;
+        if (buf === null) break;
+        parts.push(buf);
+        size += buf.length;
+      }
+      const ended = out.readableEnded || out.destroyed;
+      if (!pending && size > 0) {
+        const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+        const n = Math.min(size, maxChunk);
+        parts = n < size ? [all.subarray(n)] : [];
+        size -= n;
+        const settles = o.onData(all.subarray(0, n));
+        if (settles) pending = Promise.resolve(settles).then(() => void (pending = undefined));
         continue;
       }
-      if (out.readableEnded || out.destroyed) return;
-      await readableOrDone(out);
+      if (!pending && ended) return;
+      const more = size < maxChunk && !ended ? readableOrDone(out) : undefined;
+      try {
+        await Promise.race([aborted, ...(pending ? [pending] : []), ...(more ? [more.ready] : [])]);
+      } finally {
+        more?.cancel();
+      }
+      if (o.signal.aborted) throw o.signal.reason;
     }
   };
 

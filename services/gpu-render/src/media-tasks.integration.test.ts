@@ -480,6 +480,8 @@ test("hostile inputs: non-images, empty and giant images, audio without audio; a
     ["giant image", imageReq("h4", { images: [{ imageUrl: url("giant.png") }], durationSeconds: 1 }), /^image_to_video\.images\[0\]\.image_url: the image is 100000x100000 pixels; at most 8192x8192/],
     ["audio without audio", audioReq("h5", { videoUrl: url("v440.mp4"), audioUrl: url("silent.mp4") }), /^add_audio\.audio_url: the file has no audio stream/],
     ["a web page as audio", audioReq("h6", { videoUrl: url("v440.mp4"), audioUrl: url("page.png") }), /^add_audio\.audio_url: not a readable audio or video file/],
+    // Both inputs are fetched at once; when both are bad, the video's error is the one reported.
+    ["both inputs bad", audioReq("h10", { videoUrl: url("page.png"), audioUrl: url("silent.mp4") }), /^add_audio\.video_url: /],
     ["fade longer than the output", audioReq("h7", { videoUrl: url("v440.mp4"), audioUrl: url("t1000-1s.wav"), fadeInSeconds: 1.5 }), /^add_audio\.fade_in_seconds: 1\.5 s is longer than the new audio/],
     ["cross-fade as long as a clip", imageReq("h8", { images: [{ imageUrl: url("never.png"), durationSeconds: 1 }, { imageUrl: url("never.png"), durationSeconds: 3 }], crossfadeSeconds: 1 }), /^image_to_video\.crossfade_seconds: must be shorter/],
     ["volume out of range", audioReq("h9", { videoUrl: url("v440.mp4"), audioUrl: url("t1000-1s.wav"), volume: 11 }), /^add_audio\.volume: /],

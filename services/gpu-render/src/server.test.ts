@@ -208,6 +208,7 @@ test("Render honours backpressure: after a chunk's write() returns false, no chu
   let chunkAwaitingDrain = false;
   let violations = 0;
   let drainScheduled = false;
+  const flushed: Array<() => void> = [];
   const ended = new Promise<void>((resolve, reject) => {
     const call = Object.assign(new EventEmitter(), {
       metadata,
@@ -216,18 +217,21 @@ test("Render honours backpressure: after a chunk's write() returns false, no chu
         jobId: "fake",
         spec: { task: { case: "caption", value: { videoUrl: `${files.url}/video.mp4`, subtitles: { case: "subtitlesText", value: srt } } } },
       }),
-      write(msg: RenderResponse): boolean {
+      write(msg: RenderResponse, done?: () => void): boolean {
         if (msg.event.case === "chunk") {
           if (chunkAwaitingDrain) violations++;
           chunkAwaitingDrain = true;
         }
         written.push(msg);
+        if (done) flushed.push(done);
         if (!drainScheduled) {
           drainScheduled = true;
           setTimeout(() => {
             drainScheduled = false;
             chunkAwaitingDrain = false;
+            // As a Writable does once its buffer is flushed: 'drain', then each write's callback.
             call.emit("drain");
+            for (const cb of flushed.splice(0)) cb();
           }, 15);
         }
         return false; // a slow reader: every write fills the buffer

@@ -169,11 +169,24 @@ export function createRenderService(o: RenderServiceOptions): RenderServiceHandl
     jlog: Logger,
     started: number,
   ): Promise<void> {
+    // Settles once grpc-js has handed the message to HTTP/2 (its write callback), not when it is merely queued, and
+    // after 'drain' when the write filled the stream: the output reader gathers the next chunk meanwhile (see
+    // runFfmpegStreaming), so messages grow towards maxChunkBytes whenever the client or the link is the bottleneck,
+    // and no more than one output message waits here.
+    const aborted = new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
+    aborted.catch(() => {});
     const send = async (msg: RenderResponse) => {
       if (signal.aborted) throw signal.reason;
-      if (call.write(msg)) return;
+      let room = true;
+      const written = new Promise<void>((resolve, reject) => {
+        room = call.write(msg, (err?: Error | null) => (err ? reject(err) : resolve()));
+      });
+      // Listened for now: a Writable emits 'drain' just before the write's callback runs.
+      const drained = room ? undefined : once(call, "drain", { signal });
+      drained?.catch(() => {});
+      await Promise.race([written, aborted]);
       try {
-        await once(call, "drain", { signal });
+        await drained;
       } catch (err) {
         throw signal.aborted ? signal.reason : err;
       }

@@ -2,12 +2,16 @@
 // arrive, report progress, and classify how it ended.
 import { once } from "node:events";
 import { PassThrough } from "node:stream";
-import { GridFSBucket, type Db } from "mongodb";
-import { grpc, jobsCollection, OUTPUT_CHUNK_BYTES, OUTPUTS_BUCKET, type GrpcClient, type JobOutputDoc } from "@framefleet/common";
+import type { Db } from "mongodb";
+import { grpc, jobsCollection, OUTPUT_CHUNK_BYTES, OUTPUTS_BUCKET, type GrpcClient, type JobOutputDoc, type StepTimes } from "@framefleet/common";
 import type { RenderService } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import { OutputContainer, type JobSpec } from "@framefleet/gen/framefleet/v1/job_pb";
 import { assetRefs, resolveAssetUris, type BlobStore } from "@framefleet/common";
 import type { AttemptStorage } from "./attempt-storage.ts";
+import { LiveOutputFile } from "./live-output.ts";
+
+/** Longest output bytes wait in the scheduler before live downloads can read them (live-output.ts). */
+export const LIVE_FLUSH_MS = 100;
 
 export type AttemptOutcome =
   | { kind: "succeeded"; output: JobOutputDoc; renderSeconds: number }
@@ -29,6 +33,10 @@ export interface AttemptParams {
   onProgress(percent: number, stage: string): void;
   /** Asset URLs and the S3 output store (attempt-storage.ts). */
   storage?: AttemptStorage;
+  /** Called whenever more of the live output is readable (bytes so far), e.g. to wake gateways following it. */
+  onStored?(storedBytes: number): void;
+  /** Marks the attempt's steps (render called, first chunk received and stored, result), for its timeline. */
+  steps?: StepTimes;
 }
 
 // Status codes that mean "this job cannot succeed as asked" rather than "this worker failed".
@@ -51,17 +59,25 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
   // With S3, the output also streams into a multipart upload of its own key per attempt (never mixing attempts).
   const contentType = p.spec.output?.container === OutputContainer.WEBM ? "video/webm" : "video/mp4";
   const s3 = p.storage?.outputs && startS3Copy(p.storage.outputs, `${p.jobId}/${p.attempt}`, contentType);
-  const bucket = new GridFSBucket(p.db, { bucketName: OUTPUTS_BUCKET, chunkSizeBytes: OUTPUT_CHUNK_BYTES });
-  const upload = bucket.openUploadStream(`${p.jobId}/${p.attempt}`, {
+  const upload = new LiveOutputFile(p.db, {
+    bucketName: OUTPUTS_BUCKET,
+    chunkBytes: OUTPUT_CHUNK_BYTES,
+    flushMs: LIVE_FLUSH_MS,
+    filename: `${p.jobId}/${p.attempt}`,
     metadata: { jobId: p.jobId, attempt: p.attempt },
+    onStored: (bytes) => {
+      p.steps?.mark("first_chunk_stored");
+      p.onStored?.(bytes);
+    },
   });
   let received = 0;
   try {
     // Live downloads follow this file's chunks while the attempt runs.
     await jobsCollection(p.db).updateOne(
       { _id: p.jobId, attempt: p.attempt, status: "RUNNING" },
-      { $set: { liveOutput: { fileId: upload.id, attempt: p.attempt } } },
+      { $set: { liveOutput: { fileId: upload.id, attempt: p.attempt, chunkIdPrefix: upload.chunkIdPrefix } } },
     );
+    p.steps?.mark("render_called");
     const stream = p.client.render(
       { jobId: p.jobId, attempt: p.attempt, spec },
       { metadata: { authorization: `Bearer ${p.token}` }, signal: p.signal },
@@ -74,16 +90,17 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
         if (Number(ev.value.offset) !== received) {
           throw Object.assign(new Error(`chunk at offset ${ev.value.offset}, expected ${received}`), { lost: true });
         }
+        p.steps?.mark("first_chunk_received");
         received += ev.value.data.length;
-        if (!upload.write(ev.value.data)) await once(upload, "drain");
+        await upload.write(ev.value.data);
         if (s3) await s3.write(ev.value.data);
       } else if (ev.case === "result") {
         const o = ev.value.output!;
         if (Number(o.sizeBytes) !== received) {
           throw Object.assign(new Error(`worker reported ${o.sizeBytes} bytes, received ${received}`), { lost: true });
         }
-        upload.end();
-        await once(upload, "finish");
+        p.steps?.mark("result");
+        await upload.end();
         const blob = s3 ? await s3.finish() : undefined;
         return {
           kind: "succeeded",

@@ -46,6 +46,25 @@ export interface InstanceAttemptRecord {
 
 export const liveInstanceStates: readonly InstanceStateName[] = ["PROVISIONING", "READY", "RELEASING"];
 
+/** The record a lease starts as, written before the provider is asked (so a reconciler finds the instance ours). */
+export function newLeaseRecord(p: { id: string; provider: string; token: string; maxJobs: number; owner: string; now: Date; wish?: PlacementWish }): InstanceDoc {
+  return {
+    _id: p.id,
+    provider: p.provider,
+    providerInstanceId: "",
+    state: "PROVISIONING",
+    gpuName: "",
+    gpuCount: 0,
+    pricePerHourMicros: 0,
+    token: p.token,
+    maxJobs: p.maxJobs,
+    jobIds: [],
+    owner: p.owner,
+    createdAt: p.now,
+    ...(p.wish ? { wish: p.wish } : {}),
+  };
+}
+
 export class InstanceStore {
   readonly instances: Collection<InstanceDoc>;
 

@@ -23,12 +23,14 @@ export class JobStore {
       .toArray();
   }
 
-  async markProvisioning(jobId: string, now: Date): Promise<JobDoc | null> {
-    return this.jobs.findOneAndUpdate(
-      { _id: jobId, status: "QUEUED" },
-      { $set: { status: "PROVISIONING", updatedAt: now } },
-      { returnDocument: "after" },
-    );
+  /**
+   * Moves the QUEUED jobs among `jobIds` to PROVISIONING in one write, and returns every one of them now PROVISIONING
+   * (a job another replica marked meanwhile is returned too: its event id repeats, so the event is stored once).
+   */
+  async markProvisioningMany(jobIds: readonly string[], now: Date): Promise<JobDoc[]> {
+    if (jobIds.length === 0) return [];
+    await this.jobs.updateMany({ _id: { $in: [...jobIds] }, status: "QUEUED" }, { $set: { status: "PROVISIONING", updatedAt: now } });
+    return this.jobs.find({ _id: { $in: [...jobIds] }, status: "PROVISIONING" }).toArray();
   }
 
   /** Atomically takes a waiting job for one attempt on an instance; null if someone else took it or it was canceled. */

@@ -3,6 +3,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   connectInfra,
   createLogger,
+  DatabaseClock,
   ensureJobIndexes,
   envBool,
   envInt,
@@ -14,8 +15,10 @@ import {
   newId,
   onShutdown,
   parseHostPort,
+  processClock,
   subjects,
   standardGrpcRoutes,
+  withMetricsRoute,
 } from "@framefleet/common";
 import { file_framefleet_v1_fleet_service, FleetService } from "@framefleet/gen/framefleet/v1/fleet_service_pb";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -26,6 +29,7 @@ import type { Provider } from "./providers/provider.ts";
 import { Scheduler } from "./scheduler.ts";
 import { attemptStorageFromEnv } from "./attempt-storage.ts";
 import { PricingFeed } from "./pricing-feed.ts";
+import { SchedulerMetrics } from "./metrics.ts";
 
 const log = createLogger("scheduler");
 
@@ -38,6 +42,7 @@ async function main() {
   const { db, nc } = infra;
   await ensureJobIndexes(db);
 
+  const metrics = new SchedulerMetrics();
   let provider: Provider;
   // The vast provider asks the scheduler to order offers; the scheduler exists only after the provider.
   let scheduler: Scheduler | undefined;
@@ -56,6 +61,7 @@ async function main() {
     provider = new VastProvider({
       ...vastOptionsFromEnv((name) => process.env[name]),
       log,
+      observer: metrics.vastObserver(),
       jobsPerInstance,
       renderEnv,
       chooseOffers: (offers, req) => scheduler?.chooseOffers(offers, req.wish) ?? offers,
@@ -78,12 +84,18 @@ async function main() {
     refreshMs: envInt("FRAMEFLEET_PRICING_REFRESH_MS", 60_000),
   });
   pricing.start();
+  // Leases and heartbeats are compared across replicas: they are kept on the database's clock, not this host's.
+  const clock = new DatabaseClock({ db, log, local: processClock() });
+  await clock.start();
+  // Identifies this replica in job leases (logged at ready, so operators can tell which process holds a lease).
+  const owner = newId("sched");
   scheduler = new Scheduler({
     db,
     provider,
     publisher: new EventPublisher(nc, "scheduler"),
     log,
-    owner: newId("sched"),
+    owner,
+    clock: clock.now,
     leaseMs: envInt("FRAMEFLEET_JOB_LEASE_MS", 30_000),
     tickMs: envInt("FRAMEFLEET_TICK_MS", 1000),
     reconcileMs: envInt("FRAMEFLEET_RECONCILE_MS", 30_000),
@@ -91,6 +103,8 @@ async function main() {
     renderTls: envBool("FRAMEFLEET_RENDER_TLS", false),
     attemptStorage: attemptStorageFromEnv(log),
     pricing: () => pricing.current(),
+    // Core NATS, at most once: a gateway that misses one still polls.
+    onOutputStored: (jobId) => nc.publish(subjects.outputStored(jobId)),
     policy: {
       maxInstances: envInt("FRAMEFLEET_MAX_INSTANCES", 2),
       minWarm: envInt("FRAMEFLEET_MIN_WARM", 0),
@@ -122,11 +136,13 @@ async function main() {
     fleetRoutes(scheduler.jobs, scheduler.instances)(router);
     standard(router);
   };
-  const server = await listenDual(connectNodeAdapter({ routes }), addr.host, addr.port);
-  log.info({ ready: true, port: server.port, provider: providerName }, "scheduler ready");
+  const metricsToken = envOptional("FRAMEFLEET_METRICS_TOKEN");
+  const server = await listenDual(withMetricsRoute(metrics.registry, { log, token: metricsToken }, connectNodeAdapter({ routes })), addr.host, addr.port);
+  log.info({ ready: true, port: server.port, provider: providerName, owner }, "scheduler ready");
 
   onShutdown(log, [
     () => infra.close(),
+    () => clock.stop(),
     () => provider.close(),
     () => scheduler.stop(),
     () => pricing.stop(),

@@ -213,9 +213,13 @@ test("an instance that dies while booting marks its host to be avoided", async (
     await waitFor("the host to be learnt", async () => s.knowledge.avoidUntil["machine-7"], 5_000);
     assert.ok(s.knowledge.avoidUntil["machine-7"]! > before, "avoided from now on");
     assert.equal(s.knowledge.hostFailures["machine-7"], 1);
-    const inst = await db.collection("instances").findOne({ providerInstanceId: destroyed[0] });
-    assert.equal(inst?.hostId, "machine-7");
-    assert.equal(inst?.state, "FAILED");
+    // The host is learnt before the record's final write (RELEASING → FAILED) lands: wait for that write.
+    const inst = await waitFor("the record to be FAILED", async () => {
+      const doc = await db.collection("instances").findOne({ providerInstanceId: destroyed[0] });
+      return doc?.state !== "RELEASING" && doc;
+    }, 5_000);
+    assert.equal(inst.hostId, "machine-7");
+    assert.equal(inst.state, "FAILED");
   } finally {
     await s.stop();
   }

@@ -6,17 +6,20 @@ import type { Db } from "mongodb";
 import {
   createGrpcClient,
   decodeSpec,
+  isTransientDbError,
   mintLeaseCertificate,
   pinnedChannelCredentials,
   type LeaseCertificate,
   newId,
   publishJobProgress,
   publishJobStatus,
+  retrying,
   subjects,
   type EventPublisher,
   type GrpcClient,
   type JobDoc,
   type Logger,
+  StepTimes,
 } from "@framefleet/common";
 import { RenderService } from "@framefleet/gen/framefleet/v1/render_service_pb";
 import { InstanceEventType } from "@framefleet/gen/framefleet/v1/events_pb";
@@ -24,7 +27,7 @@ import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import { runAttempt, type AttemptOutcome } from "./dispatch.ts";
 import { dropLiveCopy, type AttemptStorage } from "./attempt-storage.ts";
 import { JobStore } from "./job-store.ts";
-import { InstanceStore, type InstanceAttemptRecord, type InstanceDoc } from "./instance-store.ts";
+import { InstanceStore, newLeaseRecord, type InstanceAttemptRecord, type InstanceDoc } from "./instance-store.ts";
 import { gapShare, noShare, type GapShare, type GapTimeline } from "./cost-sharing.ts";
 import { instanceToProto } from "./fleet-service.ts";
 import { plan, type InstanceView, type PolicyConfig } from "./policy.ts";
@@ -40,7 +43,7 @@ import {
   type PlacementWish,
   wishKey,
 } from "./placement.ts";
-import type { Provider } from "./providers/provider.ts";
+import type { Provider, ProviderInstance } from "./providers/provider.ts";
 import { costWatch, type CustomerPricing } from "./cost-guard.ts";
 
 export interface SchedulerOptions {
@@ -66,6 +69,26 @@ export interface SchedulerOptions {
   attemptStorage?: AttemptStorage;
   /** Billing's customer prices (pricing-feed.ts): running jobs are stopped at their max_cost with them. */
   pricing?: () => CustomerPricing | undefined;
+  /** Called after each scheduling pass with where its time went (for benchmarks and operators). */
+  onPass?: (report: PassReport) => void;
+  /** More of a running attempt's output is readable (main.ts tells following gateways over core NATS). */
+  onOutputStored?: (jobId: string, attempt: number, storedBytes: number) => void;
+}
+
+/** One scheduling pass: wall time per phase (ms) and what it decided. */
+export interface PassReport {
+  /** Adopting dead replicas' instances, recovering expired leases, reading the waiting window. */
+  readMs: number;
+  /** Building the fleet view and running plan(). */
+  planMs: number;
+  /** Applying the decisions: releases, PROVISIONING marks, leases, dispatches. */
+  writeMs: number;
+  waiting: number;
+  assigned: number;
+  /** Jobs moved from QUEUED to PROVISIONING. */
+  marked: number;
+  leased: number;
+  released: number;
 }
 
 /** Wait after a failed lease before asking the provider again for the same wish. */
@@ -119,6 +142,8 @@ export class Scheduler {
   #reconciling?: Promise<void>;
   #ticking?: Promise<void>;
   #tickAgain = false;
+  /** When expired leases were last looked for. */
+  #expiredCheckedAt = -Infinity;
   #stopped = false;
   /** After a lease for a wish failed (no offer, provider error), no new lease for it until then. */
   readonly #leaseBackoff = new Map<string, number>();
@@ -138,6 +163,8 @@ export class Scheduler {
       renderTls: false,
       attemptStorage: {},
       pricing: () => undefined,
+      onOutputStored: () => {},
+      onPass: () => {},
       ...opts,
     };
     this.jobs = new JobStore(opts.db);
@@ -263,30 +290,37 @@ export class Scheduler {
     const orphaned = await this.instances.instances
       .find({ provider: this.#o.provider.name, state: { $in: ["PROVISIONING", "READY"] }, owner: { $nin: [...alive] } })
       .toArray();
-    for (const doc of orphaned) {
-      const taken = await this.instances.instances.findOneAndUpdate(
-        { _id: doc._id, owner: doc.owner },
-        { $set: { owner: this.#o.owner, jobIds: [], idleSince: this.#now() } },
-        { returnDocument: "after" },
-      );
-      if (!taken) continue;
+    if (orphaned.length === 0) return;
+    // One conditional write per replica that stopped (not one per instance): each record is taken only if it still
+    // has the owner read above, so two replicas adopting at once never both get it. Those now ours are what we took.
+    const byOwner = new Map<string, string[]>();
+    for (const doc of orphaned) byOwner.set(doc.owner, [...(byOwner.get(doc.owner) ?? []), doc._id]);
+    const now = this.#now();
+    for (const [owner, ids] of byOwner) {
+      await this.instances.instances.updateMany({ _id: { $in: ids }, owner }, { $set: { owner: this.#o.owner, jobIds: [], idleSince: now } });
+    }
+    const taken = await this.instances.instances.find({ _id: { $in: orphaned.map((d) => d._id) }, owner: this.#o.owner }).toArray();
+    const from = new Map(orphaned.map((d) => [d._id, d.owner]));
+    let listed: ProviderInstance[] | undefined;
+    for (const doc of taken) {
       this.adoptedCount++;
-      if (!taken.providerInstanceId) {
+      if (!doc.providerInstanceId) {
         // Its scheduler stopped during the provider's create: the instance exists only if it carries the label.
-        const made = (await this.#o.provider.list()).find((i) => i.instanceId === taken._id);
+        listed ??= await this.#o.provider.list();
+        const made = listed.find((i) => i.instanceId === doc._id);
         if (!made) {
           const reason = "never_created";
-          await this.instances.update(taken._id, { state: "FAILED", releasedAt: this.#now(), releaseReason: reason });
-          this.#log.warn({ instanceId: taken._id, from: doc.owner }, "closed out a lease whose create never completed");
+          await this.instances.update(doc._id, { state: "FAILED", releasedAt: this.#now(), releaseReason: reason });
+          this.#log.warn({ instanceId: doc._id, from: from.get(doc._id) }, "closed out a lease whose create never completed");
           continue;
         }
-        taken.providerInstanceId = made.providerInstanceId;
-        await this.instances.update(taken._id, { providerInstanceId: made.providerInstanceId });
+        doc.providerInstanceId = made.providerInstanceId;
+        await this.instances.update(doc._id, { providerInstanceId: made.providerInstanceId });
       }
-      const live: LiveInstance = { doc: taken, running: new Map() };
-      this.#fleet.set(taken._id, live);
-      this.#log.warn({ instanceId: taken._id, from: doc.owner }, "adopted an instance of a replica that stopped");
-      if (taken.state === "READY" && taken.address) live.client = renderClient(taken, taken.address);
+      const live: LiveInstance = { doc, running: new Map() };
+      this.#fleet.set(doc._id, live);
+      this.#log.warn({ instanceId: doc._id, from: from.get(doc._id) }, "adopted an instance of a replica that stopped");
+      if (doc.state === "READY" && doc.address) live.client = renderClient(doc, doc.address);
       else void this.#boot(live);
     }
   }
@@ -307,6 +341,13 @@ export class Scheduler {
           this.kick();
         }
       });
+  }
+
+  /** Runs a scheduling pass now (after the one in flight, if any) and resolves once it has ended. */
+  async passNow(): Promise<void> {
+    await this.#ticking;
+    this.kick();
+    await this.#ticking;
   }
 
   /**
@@ -339,6 +380,7 @@ export class Scheduler {
   }
 
   async #tick(): Promise<void> {
+    const t0 = performance.now();
     await this.#adoptOrphans();
     await this.#recoverExpired();
     const waiting: Array<{ job: JobDoc; wish?: PlacementWish }> = [];
@@ -348,6 +390,7 @@ export class Scheduler {
       if (why) await this.#failUnplaceable(job, why);
       else waiting.push({ job, wish });
     }
+    const t1 = performance.now();
     const now = this.#o.clock();
     const views: InstanceView[] = [...this.#fleet.values()].map(({ doc, running, fullUntil }) => ({
       id: doc._id,
@@ -363,15 +406,21 @@ export class Scheduler {
     }));
     const queued = waiting.map(({ job, wish }) => ({ id: job._id, createdAt: job.createdAt.getTime(), wish }));
     const d = plan({ queued, instances: views }, now, this.#o.policy);
+    const t2 = performance.now();
 
     for (const r of d.release) await this.#release(r.instanceId, r.reason);
-    for (const jobId of d.provisioningFor) {
-      const job = await this.jobs.markProvisioning(jobId, this.#now());
-      if (job) await publishJobStatus(this.#o.publisher, this.jobs.jobs, job, "waiting for a GPU instance");
+    // Only QUEUED jobs change (the rest of the window is PROVISIONING already), all in one write rather than one each.
+    let marked = 0;
+    const queuedIds = new Set(waiting.filter(({ job }) => job.status === "QUEUED").map(({ job }) => job._id));
+    for (const job of await this.jobs.markProvisioningMany(d.provisioningFor.filter((id) => queuedIds.has(id)), this.#now())) {
+      marked++;
+      await publishJobStatus(this.#o.publisher, this.jobs.jobs, job, "waiting for a GPU instance");
     }
+    let leased = 0;
     for (const wish of d.lease) {
       if ((this.#leaseBackoff.get(wishKey(wish)) ?? 0) > now) continue;
       await this.#lease(wish);
+      leased++;
     }
     // The attempts starting together on an idle instance share the gap before them (cost-sharing.ts).
     const starting = new Map<string, number>();
@@ -385,27 +434,23 @@ export class Scheduler {
       const inst = this.#fleet.get(a.instanceId);
       if (inst) await this.#dispatch(a.jobId, inst, shares.get(a.instanceId) ?? noShare);
     }
+    this.#o.onPass({
+      readMs: t1 - t0,
+      planMs: t2 - t1,
+      writeMs: performance.now() - t2,
+      waiting: waiting.length,
+      assigned: d.assign.length,
+      marked,
+      leased,
+      released: d.release.length,
+    });
   }
 
   async #lease(wish: PlacementWish): Promise<void> {
     const id = newId("inst");
     const token = randomBytes(32).toString("hex");
     // The record comes first: a reconciler that sees the new instance at the provider finds it ours.
-    const doc: InstanceDoc = {
-      _id: id,
-      provider: this.#o.provider.name,
-      providerInstanceId: "",
-      state: "PROVISIONING",
-      gpuName: "",
-      gpuCount: 0,
-      pricePerHourMicros: 0,
-      token,
-      maxJobs: this.#o.provider.jobsPerInstance,
-      jobIds: [],
-      owner: this.#o.owner,
-      createdAt: this.#now(),
-      wish,
-    };
+    const doc = newLeaseRecord({ id, provider: this.#o.provider.name, token, maxJobs: this.#o.provider.jobsPerInstance, owner: this.#o.owner, now: this.#now(), wish });
     let tls: LeaseCertificate | undefined;
     if (this.#o.renderTls) {
       tls = await mintLeaseCertificate();
@@ -511,6 +556,8 @@ export class Scheduler {
   async #dispatch(jobId: string, inst: LiveInstance, share: GapShare = noShare): Promise<void> {
     const job = await this.jobs.claim(jobId, this.#o.owner, inst.doc._id, this.#now(), this.#o.leaseMs);
     if (!job) return; // taken by another replica or canceled meanwhile
+    const steps = new StepTimes(this.#o.clock);
+    steps.mark("claimed");
     // The lease record billing reconciles with: when the attempt started here and the share of boot/idle it carries.
     const record: InstanceAttemptRecord = { jobId: job._id, attempt: job.attempt, startedAt: this.#now(), ...share };
     inst.doc.attempts = [...(inst.doc.attempts ?? []), record];
@@ -522,11 +569,16 @@ export class Scheduler {
     inst.doc.idleSince = undefined;
     await this.instances.update(inst.doc._id, { jobIds: inst.doc.jobIds });
     await publishJobStatus(this.#o.publisher, this.jobs.jobs, job, `running on ${inst.doc._id}`);
-    const p = this.#follow(job, inst, ctl).finally(() => this.#attempts.delete(p));
+    steps.mark("running_published");
+    // Whatever fails after the attempt (the database away too long) must not end the process: the job's lease
+    // then expires and the job is recovered like any other.
+    const p = this.#follow(job, inst, ctl, steps)
+      .catch((err) => this.#log.error({ jobId: job._id, attempt: job.attempt, err: String(err) }, "finishing an attempt failed; the job is recovered when its lease expires"))
+      .finally(() => this.#attempts.delete(p));
     this.#attempts.add(p);
   }
 
-  async #follow(job: JobDoc, inst: LiveInstance, ctl: AbortController): Promise<void> {
+  async #follow(job: JobDoc, inst: LiveInstance, ctl: AbortController, steps: StepTimes): Promise<void> {
     const log = this.#log.child({ jobId: job._id, attempt: job.attempt, instanceId: inst.doc._id });
     const started = attemptRecord(inst.doc, job)?.startedAt ?? this.#now();
     // Keep the lease while the attempt runs; a lost lease or a cancel request stops the attempt.
@@ -561,7 +613,10 @@ export class Scheduler {
         spec,
         storage: this.#o.attemptStorage,
         signal: ctl.signal,
-        onProgress: (percent) => {
+        steps,
+        onStored: (bytes) => this.#o.onOutputStored(job._id, job.attempt, bytes),
+        onProgress: (percent, stage) => {
+          steps.mark(`progress_${stage}`);
           watchCost(percent);
           const now = this.#o.clock();
           if (percent < 100 && (now - lastSent.at < 500 || percent - lastSent.percent < 1)) return;
@@ -570,12 +625,15 @@ export class Scheduler {
           void publishJobProgress(this.#o.publisher, { _id: job._id, status: "RUNNING" }, percent).catch(() => {});
         },
       });
+      // The worker may be dead: no new job goes there until #settle has checked it (else the next job's attempt is
+      // spent on a dead worker too).
+      if (outcome.kind === "lost" && outcome.code !== "busy") inst.fullUntil = Number.POSITIVE_INFINITY;
     } finally {
       clearInterval(renew);
       inst.running.delete(job._id);
       inst.doc.jobIds = [...inst.running.keys()];
       if (inst.running.size === 0) inst.doc.idleSince = this.#now();
-      await this.instances.update(inst.doc._id, { jobIds: inst.doc.jobIds, idleSince: inst.doc.idleSince });
+      await this.#throughOutage(() => this.instances.update(inst.doc._id, { jobIds: inst.doc.jobIds, idleSince: inst.doc.idleSince }), log);
     }
     const why = ctl.signal.reason;
     if (outcome.kind === "canceled" && why instanceof Interruption && why.requeue) {
@@ -585,14 +643,32 @@ export class Scheduler {
     }
     const ended = this.#now();
     await this.#recordUsage(job, inst.doc, started, ended, outcome);
-    const done = await this.#settle(job, inst, outcome, ended);
+    const done = await this.#throughOutage(() => this.#settle(job, inst, outcome, ended), log);
+    steps.mark("settled");
+    // Followers end their streams on SUCCEEDED: tell them now rather than after the (acknowledged) status event.
+    if (done?.status === "SUCCEEDED" && outcome.kind === "succeeded") this.#o.onOutputStored(job._id, job.attempt, outcome.output.sizeBytes);
     // The S3 object is the output now: followers switch to it on seeing SUCCEEDED, so the live copy can go.
     if (done?.status === "SUCCEEDED" && outcome.kind === "succeeded" && outcome.output.blob) {
       await dropLiveCopy(this.#o.db, outcome.output.fileId).catch((err) => log.warn({ err: String(err) }, "dropping the live output copy failed"));
     }
-    log.info({ outcome: outcome.kind, status: done?.status, ...("code" in outcome ? { code: outcome.code } : {}) }, "attempt ended");
+    log.info(
+      { outcome: outcome.kind, status: done?.status, ...("code" in outcome ? { code: outcome.code } : {}), steps: steps.toJSON() },
+      "attempt ended",
+    );
     if (done) await publishJobStatus(this.#o.publisher, this.jobs.jobs, done, "message" in outcome ? outcome.message : "");
     this.kick();
+  }
+
+  /**
+   * Writes that end an attempt are tried again while the database is unreachable, for up to a lease: past it the
+   * job is another pass's to recover, and the fenced writes (by attempt) would change nothing.
+   */
+  #throughOutage<T>(write: () => Promise<T>, log: Logger): Promise<T> {
+    return retrying(write, {
+      forMs: this.#o.leaseMs,
+      retryable: isTransientDbError,
+      onRetry: (err, attempt, delayMs) => log.warn({ err: String(err), attempt, delayMs }, "database unreachable; retrying"),
+    });
   }
 
   async #settle(job: JobDoc, inst: LiveInstance, outcome: AttemptOutcome, now: Date): Promise<JobDoc | null> {
@@ -617,6 +693,7 @@ export class Scheduler {
           ?.getCapabilities({}, { metadata: { authorization: `Bearer ${inst.doc.token}` }, deadline: 2000 })
           .then(() => true, () => false);
         if (!healthy) await this.#release(inst.doc._id, "worker_unhealthy", "FAILED");
+        else inst.fullUntil = undefined;
         if (countedAttempts(job) >= job.maxAttempts) {
           return this.jobs.fail(job._id, job.attempt, "FAILED", {
             code: outcome.code,
@@ -630,6 +707,10 @@ export class Scheduler {
 
   /** Jobs whose scheduler stopped renewing their lease go back to the queue (or fail after the last attempt). */
   async #recoverExpired(): Promise<void> {
+    // A lease outlives a pass by far: looking every pass would read the running jobs each time for nothing new.
+    const at = this.#o.clock();
+    if (at - this.#expiredCheckedAt < this.#o.leaseMs / 4) return;
+    this.#expiredCheckedAt = at;
     for (const job of await this.jobs.listExpired(this.#now())) {
       const reason = { code: "lease_expired", message: "the scheduler running this job stopped answering" };
       const doc =

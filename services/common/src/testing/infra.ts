@@ -58,8 +58,8 @@ export interface Nats {
   url: string;
   port: number;
   stop(): Promise<void>;
-  /** Stops and starts the same server (same store), for fault tests. */
-  restart(): Promise<void>;
+  /** Stops and starts the same server (same port and store), for fault tests; down for `downMs` in between. */
+  restart(downMs?: number): Promise<void>;
 }
 
 export interface InfraOptions {
@@ -82,8 +82,9 @@ export async function startNats(opts: InfraOptions = {}): Promise<Nats> {
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
-    restart: async () => {
+    restart: async (downMs = 0) => {
       await stopChild(proc);
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       await start();
     },
     stop: async () => {
@@ -98,6 +99,11 @@ export interface Mongo {
   uri: string;
   kind: "external" | "mongod" | "ferretdb";
   stop(): Promise<void>;
+  /**
+   * Stops the server and starts it again on the same port with the same data, down for `downMs` in between, for
+   * fault tests. Not possible with an external server (MONGODB_URI): throws.
+   */
+  restart(downMs?: number): Promise<void>;
 }
 
 /** Path where scripts/ferretdb.sh builds FerretDB. */
@@ -113,46 +119,62 @@ export async function startMongo(opts: InfraOptions & { dbName?: string } = {}):
   if (external) {
     const u = new URL(external);
     u.pathname = `/${dbName}`;
-    return { uri: u.toString(), kind: "external", stop: async () => {} };
+    return {
+      uri: u.toString(),
+      kind: "external",
+      stop: async () => {},
+      restart: async () => {
+        throw new Error("cannot restart an external database (MONGODB_URI)");
+      },
+    };
   }
   const dir = opts.dir ?? tempDir("db");
   fs.mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const mongod = which("mongod");
   const ferret = fs.existsSync(ferretdbPath) ? ferretdbPath : which("ferretdb");
-  let proc: ChildProcess;
   let kind: Mongo["kind"];
+  let bin: string;
+  let args: string[];
   if (mongod) {
     kind = "mongod";
-    proc = track(spawn(mongod, ["--dbpath", dir, "--bind_ip", "127.0.0.1", "--port", String(port)], { stdio: "ignore" }));
+    bin = mongod;
+    args = ["--dbpath", dir, "--bind_ip", "127.0.0.1", "--port", String(port)];
   } else if (ferret) {
     kind = "ferretdb";
-    proc = track(spawn(
-      ferret,
-      [
-        "--handler=sqlite",
-        `--sqlite-url=file:${dir}/`,
-        `--listen-addr=127.0.0.1:${port}`,
-        "--telemetry=disable",
-        "--log-level=error",
-        `--state-dir=${dir}`,
-        // Its debug/metrics listener defaults to a fixed port, which parallel servers would fight over.
-        "--debug-addr=-",
-      ],
-      { stdio: "ignore" },
-    ));
+    bin = ferret;
+    args = [
+      "--handler=sqlite",
+      `--sqlite-url=file:${dir}/`,
+      `--listen-addr=127.0.0.1:${port}`,
+      "--telemetry=disable",
+      "--log-level=error",
+      `--state-dir=${dir}`,
+      // Its debug/metrics listener defaults to a fixed port, which parallel servers would fight over.
+      "--debug-addr=-",
+    ];
   } else {
     throw new Error(
       "No MongoDB-compatible server: set MONGODB_URI, put mongod on PATH, or build FerretDB with `bash scripts/ferretdb.sh`.",
     );
   }
-  await waitForPort(port, 20_000, kind, proc);
+  let proc: ChildProcess;
+  const start = async () => {
+    proc = track(spawn(bin, args, { stdio: "ignore" }));
+    await waitForPort(port, 20_000, kind, proc);
+  };
+  await start();
   return {
     uri: `mongodb://127.0.0.1:${port}/${dbName}`,
     kind,
     stop: async () => {
       await stopChild(proc);
       if (!opts.dir) fs.rmSync(dir, { recursive: true, force: true });
+    },
+    restart: async (downMs = 0) => {
+      await stopChild(proc);
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      await start();
     },
   };
 }

@@ -31,11 +31,14 @@ export async function makeTestVideo(file: string, o: TestVideoOptions): Promise<
 
 export interface ProbeResult {
   format: { duration?: string; format_name?: string; size?: string };
-  streams: Array<{ codec_type: string; codec_name: string; width?: number; height?: number; duration?: string }>;
+  /** `nb_read_frames`: with `countFrames`, the frames actually decoded (the whole stream is read). */
+  streams: Array<{ codec_type: string; codec_name: string; width?: number; height?: number; duration?: string; nb_read_frames?: string }>;
 }
 
-export async function ffprobe(file: string): Promise<ProbeResult> {
-  const { stdout } = await run("ffprobe", ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", file]);
+/** ffprobe's view of a file; `countFrames` decodes every frame (slower), so a truncated or spliced file shows. */
+export async function ffprobe(file: string, o: { countFrames?: boolean } = {}): Promise<ProbeResult> {
+  const args = ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", ...(o.countFrames ? ["-count_frames"] : []), file];
+  const { stdout } = await run("ffprobe", args);
   return JSON.parse(stdout) as ProbeResult;
 }
 
@@ -50,7 +53,14 @@ export interface FileServer {
 export async function serveDirectory(dir: string): Promise<FileServer> {
   const hits = new Map<string, number>();
   const server = http.createServer((req, res) => {
-    const p = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    let p: string;
+    try {
+      p = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    } catch {
+      // A malformed escape (e.g. "%{"): answer, rather than throw out of the request handler.
+      res.writeHead(400).end("bad path");
+      return;
+    }
     hits.set(p, (hits.get(p) ?? 0) + 1);
     const file = path.join(dir, path.normalize(p).replace(/^(\.\.[/\\])+/, ""));
     if (!file.startsWith(dir) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {

@@ -114,8 +114,8 @@ export class WebhookSender {
       try {
         await this.#claims.insertOne({ _id: key, at: now });
       } catch (err) {
-        if (isDuplicateKey(err)) continue;
-        throw err;
+        if (!isDuplicateKey(err)) throw err;
+        if (!(await this.#takeOverStaleClaim(key, now))) continue;
       }
       const lease = newId("lease");
       // Longer than one attempt can take, so it never runs out while the attempt is in flight.
@@ -124,6 +124,25 @@ export class WebhookSender {
       return { ...cand, leaseUntil, leaseOwner: lease };
     }
     return undefined;
+  }
+
+  /**
+   * A claim whose sender never wrote its lease (the database went away between the two writes, or the sender died
+   * there) would block the attempt until claims are cleaned up, since the delivery and so the key stay the same.
+   * Once older than any lease it is replaced, by one sender only: a delete conditional on its time, then the unique
+   * insert again.
+   */
+  async #takeOverStaleClaim(key: string, now: Date): Promise<boolean> {
+    const old = await this.#claims.findOne({ _id: key });
+    if (!old || now.getTime() - old.at.getTime() < this.#o.timeoutMs + 30_000) return false;
+    await this.#claims.deleteOne({ _id: key, at: old.at });
+    try {
+      await this.#claims.insertOne({ _id: key, at: now });
+      return true;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
   }
 
   async #attempt(doc: DeliveryDoc, lease: string): Promise<void> {

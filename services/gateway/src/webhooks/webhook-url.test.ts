@@ -36,6 +36,12 @@ test("public webhook URLs pass; FRAMEFLEET_ALLOW_PRIVATE_URLS lets private ones 
   assert.match(refusal(() => checkWebhookUrl("http://10.0.0.5/h", "default_url", false)), /^default_url: /);
 });
 
+test("an asset uri is never a webhook URL, whatever the field is called", () => {
+  for (const field of ["default_url", "spec.webhook_url"]) {
+    assert.match(refusal(() => checkWebhookUrl("asset://asset_0123456789abcdef", field, true)), /must be an http or https URL/);
+  }
+});
+
 test("webhook_events must be known event types", () => {
   validateSpec(spec("https://hooks.example.com/h", [WebhookEventType.COMPLETED, WebhookEventType.PROGRESS]));
   assert.match(refusal(() => validateSpec(spec("https://hooks.example.com/h", [WebhookEventType.UNSPECIFIED]))), /^spec\.webhook_events\[0\]: unknown event type/);

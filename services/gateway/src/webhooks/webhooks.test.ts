@@ -266,6 +266,27 @@ test("two senders never send the same attempt: each of 12 deliveries arrives exa
   }
 });
 
+// found by the reliability suite (database restarted under load): a claim written just before the database went
+// away, with no lease after it, kept its delivery from ever being sent.
+test("a claim left without a lease (the database went away between the writes) is taken over once it is stale", async () => {
+  const r = await receiver(() => 200);
+  try {
+    const d = await pending("acct-stale-claim", r.url);
+    const key = `${d._id}:${d.generation}:${d.attempts.length}:${d.leaseUntil.getTime()}`;
+    const claims = db.collection<{ _id: string; at: Date }>("webhook_claims");
+    await claims.insertOne({ _id: key, at: new Date(Date.now() - 5_000) });
+    // Younger than a lease (2 s timeout + 30 s): it may still be leased by its sender, so it is left alone.
+    const s = sender();
+    assert.equal(await s.sendOne(), false);
+    await claims.updateOne({ _id: key }, { $set: { at: new Date(Date.now() - 60_000) } });
+    assert.equal(await s.sendOne(), true);
+    assert.equal((await deliveries(db).findOne({ _id: d._id }))?.state, "DELIVERED");
+    assert.equal(r.seen.length, 1);
+  } finally {
+    await r.close();
+  }
+});
+
 test("resend: a new attempt with the same webhook-id, whatever the state; only the account's own", async () => {
   const r = await receiver(() => 200);
   try {

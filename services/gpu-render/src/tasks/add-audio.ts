@@ -251,12 +251,18 @@ export const addAudioTask: RenderTask<"addAudio", AddAudioPlan> = {
     const { container } = outputFormat(output);
     ctx.progress("downloading", 0);
     const videoFile = "video";
-    await ctx.download(plan.videoUrl, `${P}.video_url`, videoFile);
-    const vprobe = await ctx.probe(videoFile, `${P}.video_url`, "video");
-    ctx.progress("downloading", 5);
     const audioFile = "audio";
-    await ctx.download(plan.audioUrl, `${P}.audio_url`, audioFile);
-    const aprobe = await ctx.probe(audioFile, `${P}.audio_url`, "audio");
+    // The two inputs are independent: fetch and probe them at once. Both settle before anything is thrown (nothing
+    // is left writing into the workspace), and the video's error is the one reported when both fail.
+    const [v, a] = await Promise.allSettled([
+      ctx.download(plan.videoUrl, `${P}.video_url`, videoFile).then(() => ctx.probe(videoFile, `${P}.video_url`, "video")),
+      ctx.download(plan.audioUrl, `${P}.audio_url`, audioFile).then(() => ctx.probe(audioFile, `${P}.audio_url`, "audio")),
+    ]);
+    if (v.status === "rejected") throw v.reason;
+    if (a.status === "rejected") throw a.reason;
+    const vprobe = v.value;
+    const aprobe = a.value;
+    ctx.progress("downloading", 5);
     const videoSeconds = await durationOf(ctx, vprobe, videoFile, `${P}.video_url`, "video");
     const audioSeconds = await durationOf(ctx, aprobe, audioFile, `${P}.audio_url`, "audio");
     const layout = planLayout(plan, { seconds: videoSeconds, hasAudio: vprobe.hasAudio }, audioSeconds);

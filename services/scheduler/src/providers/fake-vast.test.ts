@@ -324,3 +324,30 @@ test("billing per second: storage while stopped, nothing after destroy; users/cu
     assert.equal(text.headers.get("content-type"), "text/plain");
   });
 });
+
+test("an outage answers every route with 429 / 500 / 502 / timeout in turn, carries nothing out, and ends on time", async () => {
+  await withFake({}, async (fake) => {
+    fake.outage(1500, { answers: [429, 500, 502, "timeout"], hangMs: 100 });
+    assert.ok(fake.inOutage);
+    const limited = await call(fake, "GET", "/api/v0/instances/1/");
+    assert.equal(limited.status, 429);
+    assert.equal(limited.retryAfter, null, "Vast sends no Retry-After (§3)");
+    const failed = await call(fake, "PUT", `/api/v0/asks/${[...fake.offers.keys()][0]}/`, { body: { image: "x", disk: 10 } });
+    assert.equal(failed.status, 500);
+    assert.equal(failed.body.error, "server_error");
+    const edge = await call(fake, "GET", "/api/v1/instances/", { key: null });
+    assert.equal(edge.status, 502, "the edge answers before authentication");
+    const t0 = Date.now();
+    const slow = await call(fake, "DELETE", "/api/v0/instances/1/", { body: {} });
+    assert.equal(slow.status, 504);
+    assert.ok(Date.now() - t0 >= 90);
+    assert.equal(fake.instanceIds().length, 0, "the create was not carried out");
+    assert.deepEqual(Object.fromEntries(fake.outageAnswers), { "429": 1, "500": 1, "502": 1, timeout: 1 });
+    fake.endOutage();
+    assert.equal(fake.inOutage, false);
+    assert.equal((await call(fake, "GET", "/api/v1/instances/")).status, 200);
+    fake.outage(50);
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal((await call(fake, "GET", "/api/v1/instances/")).status, 200, "over after its time");
+  });
+});

@@ -3,7 +3,7 @@
 // port reported in the instance's port mapping, as on Vast.
 //
 // In-process:   const fake = await FakeVast.start({ offers, provisionMs: 50, loadingMs: 50 });
-//               fake.url, fake.apiKey; fault injection: failNext, stallNext, rateLimitFor, preempt, failHost, ...
+//               fake.url, fake.apiKey; fault injection: failNext, stallNext, rateLimitFor, outage, preempt, failHost, ...
 // As a tool:    node services/scheduler/src/providers/fake-vast.ts --port 8090 [--api-key K] [--provision-ms N]
 //               [--loading-ms N] [--no-rate-limits] [--offers offers.json]
 import { spawn, type ChildProcess } from "node:child_process";
@@ -164,6 +164,16 @@ export interface FakeVastOptions {
 }
 
 type Json = Record<string, unknown>;
+
+/** What an outage answers, in turn: an HTTP status, or "timeout" (no answer in time). */
+export type OutageAnswer = 429 | 500 | 502 | 503 | "timeout";
+
+interface Outage {
+  until: number;
+  answers: OutageAnswer[];
+  hangMs: number;
+  next: number;
+}
 
 interface Fault {
   status: number;
@@ -381,6 +391,9 @@ export class FakeVast {
   readonly #logUrls = new Map<string, { instanceId: number; tail: number }>();
   #limitedUntil = 0;
   #limitedPlain = false;
+  #outage: Outage | undefined;
+  /** Requests an outage answered, by answer ("429", "500", "timeout", ...). */
+  readonly outageAnswers = new Map<string, number>();
   #neverBoot = false;
   #bootFailure: "oci" | "error" | undefined;
   #hangStarts = false;
@@ -449,6 +462,27 @@ export class FakeVast {
   rateLimitFor(ms: number, opts: { plainText?: boolean } = {}): void {
     this.#limitedUntil = Date.now() + ms;
     this.#limitedPlain = opts.plainText ?? false;
+  }
+
+  /**
+   * An outage of the API for `ms`: every request, on any route and before authentication (as at Vast's edge), fails,
+   * taking `answers` in turn: 429 with the route's recorded body and no Retry-After (Vast sends none, §3), 500 as
+   * the API's JSON server_error, 502/503 as the edge's HTML page, "timeout" held `hangMs` (default 35 s, past the
+   * client's 30 s) and then a 504 page. Nothing is carried out. `endOutage()` ends it early.
+   */
+  outage(ms: number, opts: { answers?: OutageAnswer[]; hangMs?: number } = {}): void {
+    const answers = opts.answers ?? [429, 500, "timeout"];
+    if (answers.length === 0) throw new Error("an outage needs at least one answer");
+    this.#outage = { until: Date.now() + ms, answers, hangMs: opts.hangMs ?? 35_000, next: 0 };
+  }
+
+  endOutage(): void {
+    this.#outage = undefined;
+  }
+
+  /** True while an outage is on. */
+  get inOutage(): boolean {
+    return this.#outage !== undefined && Date.now() < this.#outage.until;
   }
 
   /** Instances created from now on stay "loading" forever (no worker starts). */
@@ -592,6 +626,7 @@ export class FakeVast {
       }
       if (m.route === "unknown") throw vastError(404, "not_found", `error 404/0: no route for ${method} ${u.pathname}`);
       const route = m.route;
+      if (this.inOutage) throw await this.#outageError(route);
       const key = route === "gpu_names" ? "" : this.#authenticate(req, u);
       const stall = this.#take(this.#stalls, route);
       if (stall) await sleep(stall.ms);
@@ -687,6 +722,24 @@ export class FakeVast {
       return new HttpError(f.status, `<html><body><h1>${f.status}</h1>The server is temporarily unavailable.</body></html>`);
     }
     return vastError(f.status, f.status >= 500 ? "server_error" : "invalid_request", `error ${f.status}/0: injected failure`);
+  }
+
+  async #outageError(route: FakeRoute): Promise<HttpError> {
+    const o = this.#outage!;
+    const answer = o.answers[o.next++ % o.answers.length]!;
+    this.outageAnswers.set(String(answer), (this.outageAnswers.get(String(answer)) ?? 0) + 1);
+    if (answer === "timeout") {
+      await sleep(o.hangMs);
+      return new HttpError(504, "<html><body><h1>504 Gateway Time-out</h1>The server did not answer in time.</body></html>");
+    }
+    if (answer === 429) {
+      const interval = this.rateLimits ? this.rateLimits.intervalMs[route] : undefined;
+      return this.#tooFrequent(route, interval, false);
+    }
+    if (answer === 502 || answer === 503) {
+      return new HttpError(answer, `<html><body><h1>${answer}</h1>The server is temporarily unavailable.</body></html>`);
+    }
+    return vastError(500, "server_error", "error 500/0: internal server error");
   }
 
   #checkRate(route: FakeRoute, key: string): void {

@@ -1,9 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as readline from "node:readline";
 import { createLogger } from "@framefleet/common";
-import { LocalProvider } from "./local.ts";
+import { tempDir } from "@framefleet/common/testing";
+import { LocalProvider, WORKER_DIR_PREFIX } from "./local.ts";
 
 const log = createLogger("test", "silent");
 
@@ -59,4 +62,29 @@ test("workers die with a scheduler that is killed outright (no orphans)", async 
   await until(() => alive(pid), 5000, "worker start");
   parent.kill("SIGKILL");
   await until(() => !alive(pid), 20_000, "worker exit after its parent was killed");
+});
+
+test("a worker killed with SIGKILL leaves no work directory; a killed scheduler's are swept by the next one", async () => {
+  const root = tempDir("local-workdirs");
+  const p = new LocalProvider({ log, jobsPerInstance: 1, pricePerHourMicros: 0, workRoot: root });
+  try {
+    const created = await p.create({ instanceId: "inst_c", token: "t".repeat(32) });
+    await until(async () => (await p.describe(created.providerInstanceId))?.state === "running", 30_000, "running");
+    const [dir] = fs.readdirSync(root);
+    assert.ok(dir?.startsWith(`${WORKER_DIR_PREFIX}${process.pid}-`), String(dir));
+    // What a job leaves behind when its worker dies mid-render.
+    fs.mkdirSync(path.join(root, dir!, "framefleet-job-x"));
+    process.kill(Number(created.providerInstanceId.replace("local-", "")), "SIGKILL");
+    await until(() => fs.readdirSync(root).length === 0, 10_000, "the worker's directory removed");
+    // A directory left by a scheduler process that no longer exists goes when the next provider starts there.
+    const dead = path.join(root, `${WORKER_DIR_PREFIX}999999999-abc`);
+    const live = path.join(root, `${WORKER_DIR_PREFIX}${process.pid}-def`);
+    fs.mkdirSync(path.join(dead, "framefleet-job-y"), { recursive: true });
+    fs.mkdirSync(live);
+    new LocalProvider({ log, jobsPerInstance: 1, pricePerHourMicros: 0, workRoot: root });
+    assert.deepEqual(fs.readdirSync(root), [path.basename(live)]);
+  } finally {
+    await p.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });

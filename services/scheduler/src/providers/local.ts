@@ -1,5 +1,7 @@
 // The `local` provider: gpu-render processes on this machine, so the platform runs without a GPU cloud account.
 import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
 import { stopChild, type Logger } from "@framefleet/common";
@@ -15,7 +17,12 @@ export interface LocalProviderOptions {
   jobsPerInstance: number;
   /** A nominal price, so cost reports have numbers to show for local runs. */
   pricePerHourMicros: number;
+  /** Where each worker gets its own work directory (default: the OS temp dir). */
+  workRoot?: string;
 }
+
+/** Per-worker work directories are `<prefix><scheduler pid>-<random>`: a later scheduler can tell whose they were. */
+export const WORKER_DIR_PREFIX = "framefleet-worker-";
 
 interface LocalInstance {
   info: ProviderInstance;
@@ -32,6 +39,11 @@ export class LocalProvider implements Provider {
   constructor(opts: LocalProviderOptions) {
     this.#opts = opts;
     this.jobsPerInstance = opts.jobsPerInstance;
+    sweepDeadWorkerDirs(this.#workRoot, opts.log);
+  }
+
+  get #workRoot(): string {
+    return this.#opts.workRoot ?? os.tmpdir();
   }
 
   unsatisfiable(wish: PlacementWish): string | undefined {
@@ -46,10 +58,14 @@ export class LocalProvider implements Provider {
   }
 
   async create(req: LeaseRequest): Promise<ProviderInstance> {
+    // A worker killed mid-job cannot remove its job directories: each worker gets a directory of its own, removed
+    // here when the process is gone, however it ended.
+    const workDir = fs.mkdtempSync(path.join(this.#workRoot, `${WORKER_DIR_PREFIX}${process.pid}-`));
     const proc = spawn(process.execPath, [gpuRenderMain], {
       env: {
         ...process.env,
         ...this.#opts.renderEnv,
+        FRAMEFLEET_WORK_DIR: workDir,
         FRAMEFLEET_RENDER_ADDR: "127.0.0.1:0",
         ...leaseEnv(req),
         FRAMEFLEET_RENDER_MAX_JOBS: String(this.jobsPerInstance),
@@ -85,6 +101,7 @@ export class LocalProvider implements Provider {
     readline.createInterface({ input: proc.stderr! }).on("line", (line) => log.warn({ line }, "gpu-render stderr"));
     proc.once("exit", (code, signal) => {
       info.state = "exited";
+      fs.rmSync(workDir, { recursive: true, force: true, maxRetries: 3 });
       log.info({ code, signal }, "gpu-render process exited");
     });
     return { ...info };
@@ -108,5 +125,33 @@ export class LocalProvider implements Provider {
 
   async close(): Promise<void> {
     await Promise.all([...this.#instances.keys()].map((id) => this.destroy(id)));
+  }
+}
+
+/**
+ * Removes the work directories of workers whose scheduler is gone (it was killed: its workers exited with it, and
+ * nobody removed their directories). Directories of live schedulers are left alone.
+ */
+export function sweepDeadWorkerDirs(root: string, log: Logger): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/^framefleet-worker-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processAlive(pid)) continue;
+    fs.rmSync(path.join(root, name), { recursive: true, force: true });
+    log.info({ dir: name }, "removed the work directory of a worker whose scheduler stopped");
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }

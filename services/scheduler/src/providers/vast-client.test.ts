@@ -451,3 +451,29 @@ test("the base URL accepts a trailing /api/v0; client-side limits space requests
   assert.throws(() => new VastClient({ apiKey: "" }), /API key is empty/);
   assert.throws(() => new VastClient({ apiKey: KEY, baseUrl: "ftp://x" }), /http/);
 });
+
+test("the observer hears every failed answer and every back-off, with the status that caused it", async () => {
+  const flaky = await replayServer([
+    { status: 429, headers: { "Content-Type": "text/plain" }, body_text: "API requests too frequent" },
+    { status: 500, headers: { "Content-Type": "application/json" }, body: { success: false, error: "server_error", msg: "error 500/0" } },
+    "hang",
+    recording(13).response!,
+  ]);
+  const failed: string[] = [];
+  const backedOff: Array<{ status: string; attempt: number; delayMs: number }> = [];
+  try {
+    const c = client(flaky.url, {
+      requestTimeoutMs: 150,
+      observer: {
+        failed: (f) => failed.push(`${f.endpoint} ${f.status}`),
+        backedOff: (f) => backedOff.push({ status: f.status, attempt: f.attempt, delayMs: f.delayMs }),
+      },
+    });
+    assert.equal((await c.showInstance(9000001))?.label, "render-pool");
+    assert.deepEqual(failed, ["show 429", "show 500", "show timeout"]);
+    assert.deepEqual(backedOff.map((b) => `${b.status}#${b.attempt}`), ["429#1", "500#1", "timeout#2"]);
+    assert.ok(backedOff.every((b) => b.delayMs > 0));
+  } finally {
+    await flaky.close();
+  }
+});

@@ -724,6 +724,8 @@ export interface VastClientOptions {
   requestTimeoutMs?: number;
   rateLimits?: Partial<Record<EndpointClass, RateLimit>>;
   retry?: Partial<RetryPolicy>;
+  /** Told of every failed answer and every back-off (for metrics). */
+  observer?: VastRequestObserver;
   /** How long a search answer is reused. Default 30 s. */
   searchCacheMs?: number;
   /** Pages followed at most when listing instances. Default 40 (1000 instances). */
@@ -747,6 +749,19 @@ interface RequestSpec {
   offerId?: number;
 }
 
+/** A failed answer: the HTTP status, or "timeout" / "network" when none came. */
+export interface VastFailure {
+  endpoint: EndpointClass;
+  status: string;
+}
+
+export interface VastRequestObserver {
+  /** Every answer that is not a success, retried or not. */
+  failed?(f: VastFailure): void;
+  /** Every wait before a retry. */
+  backedOff?(f: VastFailure & { attempt: number; delayMs: number }): void;
+}
+
 export interface RequestStats {
   requests: number;
   rateLimited: number;
@@ -757,6 +772,7 @@ export class VastClient {
   readonly baseUrl: string;
   readonly #apiKey: string;
   readonly #log: Logger | undefined;
+  readonly #observer: VastRequestObserver;
   readonly #timeoutMs: number;
   readonly #retry: RetryPolicy;
   readonly #buckets = new Map<EndpointClass, TokenBucket>();
@@ -778,6 +794,7 @@ export class VastClient {
     if (u.protocol !== "https:" && u.protocol !== "http:") throw new VastError(`Vast.ai URL must be http(s): ${u.protocol}`);
     this.baseUrl = base;
     this.#log = opts.log;
+    this.#observer = opts.observer ?? {};
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.#retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.#searchCacheMs = opts.searchCacheMs ?? 30_000;
@@ -993,9 +1010,12 @@ export class VastClient {
         // Refused or unresolvable: the request never reached Vast, so even a create may be sent again.
         const neverSent = code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN";
         const message = `Vast.ai ${spec.context}: ${timedOut ? `no answer within ${this.#timeoutMs} ms` : `request failed (${code ?? (err as Error).message})`}`;
+        const failure = { endpoint: spec.cls, status: timedOut ? "timeout" : "network" };
+        this.#observer.failed?.(failure);
         if ((spec.idempotent || neverSent) && ++transient < this.#retry.transientAttempts) {
           const d = backoffMs(transient, this.#retry.baseDelayMs, this.#retry.maxDelayMs, this.#random);
-          this.#log?.warn({ ...logCtx, err: message, attempt: transient, delayMs: Math.round(d) }, "Vast.ai request failed; retrying");
+          this.#log?.warn({ ...logCtx, status: failure.status, err: message, attempt: transient, delayMs: Math.round(d) }, "Vast.ai request failed; retrying");
+          this.#observer.backedOff?.({ ...failure, attempt: transient, delayMs: d });
           stat.retries++;
           await this.#sleep(d, this.#closed.signal);
           continue;
@@ -1003,6 +1023,8 @@ export class VastClient {
         throw new VastNetworkError(spec.cls, message, timedOut, !neverSent);
       }
 
+      const failure = { endpoint: spec.cls, status: String(status) };
+      if (status < 200 || status >= 300) this.#observer.failed?.(failure);
       if (status === 429) {
         stat.rateLimited++;
         if (++limited < this.#retry.rateLimitAttempts) {
@@ -1011,7 +1033,8 @@ export class VastClient {
           // Never sooner than the hint (Retry-After, or the threshold) nor than our own backoff, which keeps growing
           // through a storm; the jitter on the hint keeps clients limited together from returning together.
           const d = Math.max(backoff, hint === undefined ? 0 : Math.min(hint, this.#retry.maxHintMs) * (1 + 0.1 * this.#random()));
-          this.#log?.warn({ ...logCtx, attempt: limited, delayMs: Math.round(d), detail: errorText(body) }, "Vast.ai rate limit; backing off");
+          this.#log?.warn({ ...logCtx, status, attempt: limited, delayMs: Math.round(d), detail: errorText(body) }, "Vast.ai rate limit; backing off");
+          this.#observer.backedOff?.({ ...failure, attempt: limited, delayMs: d });
           stat.retries++;
           bucket.penalize(d); // every request of this class waits, not just this one
           continue;
@@ -1021,6 +1044,7 @@ export class VastClient {
       if (status >= 500 && spec.idempotent && ++transient < this.#retry.transientAttempts) {
         const d = backoffMs(transient, this.#retry.baseDelayMs, this.#retry.maxDelayMs, this.#random);
         this.#log?.warn({ ...logCtx, status, attempt: transient, delayMs: Math.round(d) }, "Vast.ai server error; retrying");
+        this.#observer.backedOff?.({ ...failure, attempt: transient, delayMs: d });
         stat.retries++;
         await this.#sleep(d, this.#closed.signal);
         continue;

@@ -22,6 +22,7 @@ import {
   type VastClientOptions,
   type VastInstance,
   type VastOffer,
+  type VastRequestObserver,
 } from "./vast-client.ts";
 
 /** Where instances may be rented. */
@@ -49,6 +50,8 @@ export interface VastProviderOptions {
   log: Logger;
   /** A client, or the options to make one. */
   client: VastClient | VastClientOptions;
+  /** Given to the client this provider makes (metrics of failed answers and back-offs). */
+  observer?: VastRequestObserver;
   /** Docker image whose ENTRYPOINT (runtype "args") or `onstart` (ssh runtypes) starts gpu-render. */
   image: string;
   /** Private registry login, "-u <user> -p <token> <registry host>". */
@@ -209,7 +212,7 @@ export class VastProvider implements Provider {
   constructor(opts: VastProviderOptions) {
     this.#o = opts;
     this.#log = opts.log.child({ provider: "vast" });
-    this.client = opts.client instanceof VastClient ? opts.client : new VastClient({ log: this.#log, ...opts.client });
+    this.client = opts.client instanceof VastClient ? opts.client : new VastClient({ log: this.#log, observer: opts.observer, ...opts.client });
     this.jobsPerInstance = opts.jobsPerInstance;
     this.#diskGb = opts.diskGb ?? 20;
     this.#renderPort = opts.renderPort ?? 7070;
