@@ -4,16 +4,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { MongoClient } from "mongodb";
 import { connectNats, createLogger, ensureEventStream, EVENTS_STREAM, subjects } from "@framefleet/common";
 import { startMongo, startNats } from "@framefleet/common/testing";
 import { EventSchema } from "@framefleet/gen/framefleet/v1/events_pb";
-import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
 import { Ledger, usageFromEvent } from "../services/billing/src/ledger.ts";
 import { attemptEntries } from "../services/billing/src/lines.ts";
 import { consumeUsage, USAGE_CONSUMER } from "../services/billing/src/usage-consumer.ts";
+import { benchUsage } from "./usage-fixture.ts";
 
 const n = Number(process.argv[2] ?? process.env.BENCH_EVENTS ?? 10_000);
 const log = createLogger("bench", "silent");
@@ -26,22 +25,14 @@ function event(i: number) {
     source: "bench",
     payload: {
       case: "usage",
-      value: {
+      value: benchUsage({
         jobId: `bench_${i}`,
         accountId: `acct_${i % 20}`,
-        attempt: 1,
         instanceId: `inst_${i % 8}`,
-        gpuName: "RTX 4090",
-        pricePerHourMicros: 400_000n,
-        startTime: timestampFromDate(start),
-        endTime: timestampFromDate(new Date(start.getTime() + 30_000)),
-        seconds: 30,
-        outcome: JobStatus.SUCCEEDED,
-        task: "caption",
-        outputDurationSeconds: 12,
+        start,
         bootShareSeconds: i % 8 === 0 ? 20 : 0,
         idleShareSeconds: i % 3 === 0 ? 4 : 0,
-      },
+      }),
     },
   });
 }

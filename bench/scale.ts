@@ -12,13 +12,9 @@
 //        [--parts=memory,pass,services]
 // Writes bench/results/scale.json. Meant to fit 3 minutes on a quiet 2-core machine; under load FerretDB's collection
 // scans (it pushes down only `{_id}` filters) make the passes, and so the run, several times slower.
-import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MongoClient, type Db } from "mongodb";
 import { connectNats, createLogger, ensureEventStream, EventPublisher, jobsCollection, newId, subjects } from "@framefleet/common";
 import { freePort, startMongo, startNats, startService, type Mongo, type Nats, type ServiceProcess } from "@framefleet/common/testing";
-import { JobStatus } from "@framefleet/gen/framefleet/v1/job_pb";
-import { UsageRecordedSchema } from "@framefleet/gen/framefleet/v1/events_pb";
 import { plan, type InstanceView, type QueuedJobView } from "../services/scheduler/src/policy.ts";
 import { emptyKnowledge, learnBoot, rankOffers } from "../services/scheduler/src/placement.ts";
 import { Scheduler, type PassReport } from "../services/scheduler/src/scheduler.ts";
@@ -31,6 +27,7 @@ import { defaultPolicy } from "./sim/simulate.ts";
 import { benchWishes, seedInstances, seedJobs } from "./scale-seed.ts";
 import { HeapProbe, sampleProc } from "./proc-sample.ts";
 import { formatTable, intOption, machineLine, median, percentile, writeResults } from "./report.ts";
+import { benchUsage } from "./usage-fixture.ts";
 
 const positional = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const nJobs = Number(positional[0] ?? 10_000);
@@ -300,21 +297,7 @@ async function servicesUnderLoad(nats: Nats, mongo: Mongo) {
       for (let k = 0; k < 5; k++) {
         fire(() => {
           const jobId = jobIds[usageSent++ % jobIds.length]!;
-          const start = new Date(Date.now() - 60_000);
-          const usage = create(UsageRecordedSchema, {
-            jobId,
-            accountId: "default",
-            attempt: 1,
-            instanceId: "inst_bench0000",
-            gpuName: "RTX 4090",
-            pricePerHourMicros: 400_000n,
-            startTime: timestampFromDate(start),
-            endTime: timestampFromDate(new Date(start.getTime() + 30_000)),
-            seconds: 30,
-            outcome: JobStatus.SUCCEEDED,
-            task: "caption",
-            outputDurationSeconds: 12,
-          });
+          const usage = benchUsage({ jobId, accountId: "default", instanceId: "inst_bench0000", start: new Date(Date.now() - 60_000) });
           return publisher.publish(subjects.usage(jobId), { case: "usage", value: usage }, `usage.${jobId}.bench${usageSent}`);
         });
       }

@@ -21,7 +21,8 @@ import { JobSchema, JobSpecSchema, JobStatus } from "@framefleet/gen/framefleet/
 import { FleetService } from "@framefleet/gen/framefleet/v1/fleet_service_pb";
 import { JobService } from "@framefleet/gen/framefleet/v1/job_service_pb";
 import { MongoClient, type Db } from "mongodb";
-import { encodeSpec, jobsCollection, newId, type JobDoc } from "@framefleet/common";
+import { jobsCollection, newId } from "@framefleet/common";
+import { newJobDoc } from "../services/gateway/src/job-api.ts";
 import { startPlatform } from "../e2e/platform.ts";
 import { formatTable, intOption, machineLine, median, percentile, writeResults } from "./report.ts";
 
@@ -66,20 +67,7 @@ function bareSubmit(db: Db, spec: Spec, before: boolean): () => Promise<void> {
       ledger.find({ kind: "run", task: { $in: ["add_audio", "addAudio"] } }).sort({ endedAt: -1 }).limit(500).toArray(),
     ]);
     await ledger.find({ kind: { $in: ["boot_share", "idle_share"] }, jobId: { $in: [] } }).toArray();
-    const doc: JobDoc = {
-      _id: newId("job"),
-      accountId: "bench_bare",
-      keyId: "key_bench_bare",
-      status: "QUEUED",
-      progress: 0,
-      spec: encodeSpec(spec),
-      task: spec.task.case!,
-      createdAt: now,
-      updatedAt: now,
-      attempt: 0,
-      maxAttempts: 3,
-      lastEventSeq: 0,
-    };
+    const doc = newJobDoc({ id: newId("job"), caller: { accountId: "bench_bare", keyId: "key_bench_bare" }, spec, now, maxAttempts: 3 });
     await jobs.insertOne(doc);
     if (before) await jobs.updateOne({ _id: doc._id }, { $max: { lastEventSeq: 1 } });
   };
