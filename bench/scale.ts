@@ -14,7 +14,7 @@
 // scans (it pushes down only `{_id}` filters) make the passes, and so the run, several times slower.
 import { MongoClient, type Db } from "mongodb";
 import { connectNats, createLogger, ensureEventStream, EventPublisher, jobsCollection, newId, subjects } from "@framefleet/common";
-import { freePort, startMongo, startNats, startService, type Mongo, type Nats, type ServiceProcess } from "@framefleet/common/testing";
+import { freePort, Inspector, sampleProc, startMongo, startNats, startService, type Mongo, type Nats, type ServiceProcess } from "@framefleet/common/testing";
 import { plan, type InstanceView, type QueuedJobView } from "../services/scheduler/src/policy.ts";
 import { emptyKnowledge, learnBoot, rankOffers } from "../services/scheduler/src/placement.ts";
 import { Scheduler, type PassReport } from "../services/scheduler/src/scheduler.ts";
@@ -25,7 +25,6 @@ import { loadMarket } from "./sim/data.ts";
 import { rng } from "./sim/rng.ts";
 import { defaultPolicy } from "./sim/simulate.ts";
 import { benchWishes, seedInstances, seedJobs } from "./scale-seed.ts";
-import { HeapProbe, sampleProc } from "./proc-sample.ts";
 import { formatTable, intOption, machineLine, median, percentile, writeResults } from "./report.ts";
 import { benchUsage } from "./usage-fixture.ts";
 
@@ -192,12 +191,13 @@ interface Sample {
   at: number;
 }
 
-async function sampleAll(services: Array<{ svc: ServiceProcess; heap: HeapProbe }>): Promise<Sample[]> {
+async function sampleAll(services: Array<{ svc: ServiceProcess; heap: Inspector }>): Promise<Sample[]> {
   const at = performance.now();
   return Promise.all(
     services.map(async ({ svc, heap }) => {
       const p = sampleProc(svc.proc.pid!);
-      return { rssMiB: p?.rssMiB ?? NaN, heapMiB: await heap.heapUsedMiB(), cpuSeconds: p?.cpuSeconds ?? NaN, at };
+      const used = await heap.heapUsedBytes();
+      return { rssMiB: p ? p.rssBytes / 2 ** 20 : NaN, heapMiB: used === undefined ? undefined : used / 2 ** 20, cpuSeconds: p?.cpuSeconds ?? NaN, at };
     }),
   );
 }
@@ -225,14 +225,14 @@ async function servicesUnderLoad(nats: Nats, mongo: Mongo) {
     FRAMEFLEET_MAX_INSTANCES: String(nInstances),
     FRAMEFLEET_BOOT_TIMEOUT_MS: "3600000",
   };
-  const started: Array<{ svc: ServiceProcess; heap: HeapProbe }> = [];
+  const started: Array<{ svc: ServiceProcess; heap: Inspector }> = [];
   const names = ["billing", "scheduler", "gateway"] as const;
   try {
     for (const name of names) {
       progress(`starting ${name}`);
       const inspectPort = await freePort();
       const svc = await startService(name, { ...env, NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}` });
-      started.push({ svc, heap: await HeapProbe.connect(inspectPort) });
+      started.push({ svc, heap: await Inspector.connect(inspectPort) });
     }
     // Idle: started, nothing queued, no instances.
     const idle: Sample[][] = [];
@@ -262,6 +262,8 @@ async function servicesUnderLoad(nats: Nats, mongo: Mongo) {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
         body: JSON.stringify(body),
+        // A call the database keeps waiting counts as failed rather than holding the run's end.
+        signal: AbortSignal.timeout(30_000),
       });
       await res.arrayBuffer();
       if (!res.ok) throw new Error(`${method}: HTTP ${res.status}`);

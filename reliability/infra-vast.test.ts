@@ -20,7 +20,7 @@ import {
   type ServiceProcess,
 } from "@framefleet/common/testing";
 import { FakeVast } from "@framefleet/scheduler";
-import { recordCount, repetitions } from "./counts.ts";
+import { recordCount, repetitions, resultsDir } from "./counts.ts";
 import { sleep, submitRetrying, until } from "./infra-support.ts";
 
 const API_KEY = "ff_reliability_vast_key_0123456789";
@@ -162,6 +162,13 @@ test("Vast.ai answering 429 / 500 / 502 / timeouts for a long while: no job stuc
       seconds: Math.round((Date.now() - t0) / 1000),
     },
   });
+  if (breaches > 0) {
+    // For the failure report: each service's log, the fake's instances and our records.
+    fs.mkdirSync(resultsDir, { recursive: true });
+    for (const svc of services) fs.writeFileSync(path.join(resultsDir, `infra-vast-${svc.name}.log`), svc.logs.map((l) => JSON.stringify(l)).join("\n"));
+    const records = await db.collection("instances").find({}).toArray();
+    fs.writeFileSync(path.join(resultsDir, "infra-vast-state.json"), JSON.stringify({ fake: fake.instanceIds().map((id) => fake.instance(id)), records }, null, 1));
+  }
   assert.deepEqual({ stuck, failed, leaked, unknown, openRecords, duplicates, restarted }, { stuck: [], failed: [], leaked: [], unknown: [], openRecords: 0, duplicates: [], restarted: [] });
   assert.ok(backoffLines.length > 0, "back-off logged with attempt, delayMs and status");
   assert.ok(statusesLogged.has("429") && (statusesLogged.has("500") || statusesLogged.has("502")), `statuses logged: ${[...statusesLogged]}`);

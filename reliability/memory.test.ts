@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { memoryVerdict, readRssBytes } from "./memory.ts";
+import { memoryVerdict } from "./memory.ts";
 
 const MiB = 1024 * 1024;
 
@@ -23,9 +23,4 @@ test("the bound is the larger of the floor and the fraction of the middle median
   assert.equal(memoryVerdict(big).boundBytes, 40 * MiB);
   assert.equal(memoryVerdict(big, { floorBytes: 64 * MiB }).boundBytes, 64 * MiB);
   assert.throws(() => memoryVerdict([1, 2, 3]), /at least 6/);
-});
-
-test("VmRSS is read from /proc/<pid>/status", () => {
-  assert.equal(readRssBytes("Name:\tnode\nVmHWM:\t  200 kB\nVmRSS:\t  123456 kB\nThreads:\t11\n"), 123456 * 1024);
-  assert.equal(readRssBytes("Name:\tnode\n"), undefined);
 });

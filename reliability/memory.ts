@@ -1,4 +1,4 @@
-// Whether a process's memory stayed flat under steady load, from RSS samples taken at a fixed interval: the first
+// Whether a process's memory stayed flat under steady load, from samples taken at a fixed interval (live heap, RSS): the first
 // third is warm-up (JIT, connection pools, the heap growing to its working set) and is left out; the median of the
 // last third is compared with the median of the middle third, so single GC swings do not count.
 export interface MemoryVerdict {
@@ -31,10 +31,4 @@ export function memoryVerdict(samplesBytes: readonly number[], o: { floorBytes?:
   const boundBytes = Math.max(o.floorBytes ?? 16 * MiB, (o.fraction ?? 0.1) * middleMedianBytes);
   const growthBytes = lastMedianBytes - middleMedianBytes;
   return { middleMedianBytes, lastMedianBytes, growthBytes, boundBytes, flat: growthBytes <= boundBytes };
-}
-
-/** A process's resident set size from /proc/<pid>/status (Linux), in bytes; undefined once it has exited. */
-export function readRssBytes(status: string): number | undefined {
-  const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
-  return m ? Number(m[1]) * 1024 : undefined;
 }

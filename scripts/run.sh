@@ -77,8 +77,12 @@ case "${1:-}" in
     # prints them after the run.
     rm -f reliability/results/counts.jsonl
     rc=0
-    node --test --test-timeout=120000 "services/*/src/**/*.test.ts" "e2e/**/*.test.ts" "deploy/**/*.test.ts" \
-      "bench/**/*.test.ts" "reliability/**/*.test.ts" || rc=$?
+    # The services' own tests mostly wait on child processes, NATS and the database: two files at a time. The
+    # platform-wide files (e2e, reliability) run one at a time: they time fault recovery and sample memory, and two
+    # whole platforms at once on two cores would measure each other.
+    node --test --test-timeout=120000 --test-concurrency=2 "services/*/src/**/*.test.ts" "deploy/**/*.test.ts" \
+      "bench/**/*.test.ts" || rc=$?
+    node --test --test-timeout=120000 --test-concurrency=1 "e2e/**/*.test.ts" "reliability/**/*.test.ts" || rc=$?
     node reliability/summary.ts || rc=$((rc == 0 ? 1 : rc))
     exit "$rc"
     ;;

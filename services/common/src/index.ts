@@ -1,5 +1,6 @@
 export * from "./clock.ts";
 export * from "./config.ts";
+export * from "./durable-consumer.ts";
 export * from "./events.ts";
 export * from "./grpc.ts";
 export * from "./grpc-standard.ts";

@@ -49,17 +49,7 @@ export async function startWebhooks(o: { db: Db; nc: NatsConnection; log: Logger
     retryScale: o.config.retryScale,
   });
   const stopping = new AbortController();
-  const intake = (async () => {
-    while (!stopping.signal.aborted) {
-      try {
-        await consumeJobEvents(o.nc, { db: o.db, accounts, log }, () => sender.wake(), stopping.signal);
-      } catch (err) {
-        if (stopping.signal.aborted) break;
-        log.error({ err: String(err) }, "webhook event intake stopped; restarting");
-      }
-      if (!stopping.signal.aborted) await new Promise((r) => setTimeout(r, 1000));
-    }
-  })();
+  const intake = consumeJobEvents(o.nc, { db: o.db, accounts, log }, () => sender.wake(), stopping.signal);
   const sending = sender.run(stopping.signal);
   return {
     accounts,

@@ -2,10 +2,10 @@
 // handled once. A delivery is stored (idempotently) before its event is acknowledged.
 import { toJson } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Db } from "mongodb";
-import { decodeEvent, EVENTS_STREAM, isDuplicateKey, jobsCollection, jobToProto, newId, type Logger } from "@framefleet/common";
+import { decodeEvent, EVENTS_STREAM, isDuplicateKey, jobsCollection, jobToProto, keepConsuming, newId, withDeadline, type Logger } from "@framefleet/common";
 import type { Event } from "@framefleet/gen/framefleet/v1/events_pb";
 import { JobSchema, type Job } from "@framefleet/gen/framefleet/v1/job_pb";
 import { dedupKey, eventTypeNames, payloadJson, targetFor, wants, webhookEventOf } from "./mapping.ts";
@@ -86,28 +86,44 @@ export async function ensureWebhookConsumer(nc: NatsConnection): Promise<void> {
   });
 }
 
-export async function consumeJobEvents(
-  nc: NatsConnection,
-  deps: IntakeDeps,
-  onNew: () => void,
-  signal: AbortSignal,
-  clock: () => number = Date.now,
-): Promise<void> {
-  const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, WEBHOOK_CONSUMER);
-  const messages = await consumer.consume({ max_messages: 256 });
-  signal.addEventListener("abort", () => void messages.close(), { once: true });
-  for await (const m of messages) {
-    try {
-      const made = await deliveryForEvent(deps, decodeEvent(m.data), m.seq, new Date(clock()));
-      if (made) {
-        deps.log.info({ deliveryId: made._id, jobId: made.jobId, eventType: made.eventType }, "webhook delivery created");
-        onNew();
+export interface IntakeOptions {
+  /** Longest one event may take to handle before it is left to redelivery (default 20 s). */
+  handleDeadlineMs?: number;
+  /** See keepConsuming (defaults: 60 s, 10 s, 1 s). */
+  stallMs?: number;
+  checkEveryMs?: number;
+  retryMs?: number;
+  clock?: () => number;
+}
+
+/**
+ * Turns job events into deliveries until `signal` aborts, re-subscribing whenever the subscription ends, fails or
+ * stalls (keepConsuming). One event that cannot be handled in time (the database went away mid-write) is nak'ed,
+ * so it neither blocks the events after it nor is lost.
+ */
+export async function consumeJobEvents(nc: NatsConnection, deps: IntakeDeps, onNew: () => void, signal: AbortSignal, o: IntakeOptions = {}): Promise<void> {
+  const clock = o.clock ?? Date.now;
+  const deadlineMs = o.handleDeadlineMs ?? 20_000;
+  await keepConsuming(
+    nc,
+    { stream: EVENTS_STREAM, durable: WEBHOOK_CONSUMER, maxMessages: 256, log: deps.log, signal, stallMs: o.stallMs, checkEveryMs: o.checkEveryMs, retryMs: o.retryMs, clock },
+    async (messages, progress) => {
+      for await (const m of messages) {
+        progress();
+        try {
+          const made = await withDeadline(deliveryForEvent(deps, decodeEvent(m.data), m.seq, new Date(clock())), deadlineMs, "creating a webhook delivery");
+          if (made) {
+            deps.log.info({ deliveryId: made._id, jobId: made.jobId, eventType: made.eventType }, "webhook delivery created");
+            onNew();
+          }
+          m.ack();
+        } catch (err) {
+          // Not acknowledged: JetStream redelivers it, and the unique key keeps it to one delivery.
+          deps.log.error({ err: String(err), seq: m.seq }, "creating a webhook delivery failed; will retry");
+          m.nak(5000);
+        }
+        progress();
       }
-      m.ack();
-    } catch (err) {
-      // Not acknowledged: JetStream redelivers it, and the unique key keeps it to one delivery.
-      deps.log.error({ err: String(err), seq: m.seq }, "creating a webhook delivery failed; will retry");
-      m.nak(5000);
-    }
-  }
+    },
+  );
 }

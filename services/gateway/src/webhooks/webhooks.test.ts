@@ -164,6 +164,36 @@ test("the durable consumer turns a job's status events into deliveries with the 
   assert.equal(await deliveries(db).countDocuments({ jobId: job._id }), 2);
 });
 
+// found: after a database restart the intake sometimes made no delivery again, although the events were on the
+// stream. An event whose handling waits on the database past a deadline is now left to redelivery and the next one
+// handled, and a subscription that stalls is replaced (keepConsuming in @framefleet/common).
+test("an event whose handling hangs is left to redelivery after the deadline; the events after it go on", async () => {
+  await ensureWebhookConsumer(nc);
+  const accountId = "acct-hang";
+  await accounts.update(accountId, "https://acct.example/hang", [], new Date());
+  const [first, second] = [await makeJob(accountId, ""), await makeJob(accountId, "")];
+  let finds = 0;
+  // The first look-up never answers, as an operation lost with its connection would not.
+  const hanging = { find: (id: string) => (++finds === 1 ? new Promise<never>(() => {}) : accounts.find(id)) } as unknown as WebhookAccounts;
+  const stop = new AbortController();
+  const consuming = consumeJobEvents(nc, { db, accounts: hanging, log }, () => {}, stop.signal, { handleDeadlineMs: 300 });
+  try {
+    const publisher = new EventPublisher(nc, "test");
+    await publishJobStatus(publisher, jobsCollection(db), { ...first, status: "SUCCEEDED", progress: 100 });
+    await publishJobStatus(publisher, jobsCollection(db), { ...second, status: "SUCCEEDED", progress: 100 });
+    // The second job's delivery comes first, while the first event waits out its nak delay (5 s).
+    const order = await until("both deliveries", async () => {
+      const d = await deliveries(db).find({ accountId }).sort({ createdAt: 1 }).toArray();
+      return d.length >= 2 && d.map((x) => x.jobId);
+    }, 20_000);
+    assert.deepEqual(order, [second._id, first._id]);
+    assert.equal(finds, 3, "the hung look-up, the second event's, the first event's redelivery");
+  } finally {
+    stop.abort();
+    await consuming;
+  }
+});
+
 test("the account default URL and filter apply when the job sets no webhook; progress at most once a second", async () => {
   const accountId = "acct-default";
   await accounts.update(accountId, "https://acct.example/h", [WebhookEventType.COMPLETED, WebhookEventType.PROGRESS], new Date());
