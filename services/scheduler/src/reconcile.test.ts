@@ -30,6 +30,18 @@ test("instances released in our records but still at the provider are destroyed"
   assert.deepEqual(actions, [{ kind: "destroy", providerInstanceId: "v1", instanceId: "inst_a", reason: "released" }]);
 });
 
+// found (reliability/infra-vast.test.ts): an instance released while Vast.ai failed stayed RELEASING and rented:
+// the reconciler counted RELEASING as live and never retried the destroy.
+test("an instance left releasing (its destroy failed) but still at the provider is destroyed", () => {
+  const actions = reconcile({ ...base, provider: [p("v1", "inst_a"), p("v2", "inst_b", "exited")], records: [r("inst_a", "v1", "RELEASING"), r("inst_b", "v2", "RELEASING")] });
+  assert.deepEqual(actions, [
+    { kind: "destroy", providerInstanceId: "v1", instanceId: "inst_a", reason: "released" },
+    { kind: "destroy", providerInstanceId: "v2", instanceId: "inst_b", reason: "released" },
+  ]);
+  // Once the provider no longer has it, the record is closed out.
+  assert.deepEqual(reconcile({ ...base, provider: [], records: [r("inst_a", "v1", "RELEASING")] }), [{ kind: "forget", instanceId: "inst_a", reason: "gone" }]);
+});
+
 test("exited or stopped instances are destroyed; stuck loading past the boot timeout too", () => {
   const actions = reconcile({
     ...base,

@@ -45,7 +45,9 @@ export function reconcile(input: ReconcileInput): ReconcileAction[] {
     seen.add(rec.id);
     if (!rec.providerInstanceId) actions.push({ kind: "link", instanceId: rec.id, providerInstanceId: p.providerInstanceId });
     const base = { kind: "destroy" as const, providerInstanceId: p.providerInstanceId, instanceId: rec.id };
-    if (!live.has(rec.state)) actions.push({ ...base, reason: "released" });
+    // RELEASING: its release began and the destroy did not go through (the provider failing then); it is retried
+    // here, where it would otherwise stay rented for good.
+    if (!live.has(rec.state) || rec.state === "RELEASING") actions.push({ ...base, reason: "released" });
     else if (p.state === "exited") actions.push({ ...base, reason: "exited" });
     else if (p.state === "loading" && input.now - rec.createdAt >= input.bootTimeoutMs) actions.push({ ...base, reason: "boot_timeout" });
   }

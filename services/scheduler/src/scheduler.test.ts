@@ -10,6 +10,7 @@ import { connectNats, createLogger, encodeSpec, ensureEventStream, EventPublishe
 import { makeTestVideo, serveDirectory, startMongo, startNats, tempDir, type FileServer, type Mongo, type Nats } from "@framefleet/common/testing";
 import { JobSpecSchema } from "@framefleet/gen/framefleet/v1/job_pb";
 import { LocalProvider } from "./providers/local.ts";
+import { newLeaseRecord, type InstanceDoc } from "./instance-store.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { Provider } from "./providers/provider.ts";
 
@@ -125,6 +126,23 @@ test("an instance created behind the scheduler's back is destroyed by the reconc
   assert.ok((await provider.list()).some((i) => i.providerInstanceId === stray.providerInstanceId));
   await scheduler.reconcileNow();
   assert.ok(!(await provider.list()).some((i) => i.providerInstanceId === stray.providerInstanceId));
+});
+
+// found (reliability/infra-vast.test.ts): an idle instance released while Vast.ai failed kept running: its record
+// stayed RELEASING, which the reconciler took for live, so nothing retried the destroy.
+test("an instance whose destroy failed (left releasing) is destroyed by the next reconcile, and its record closed", async () => {
+  const token = "r".repeat(32);
+  const stuck = await provider.create({ instanceId: "inst_left_releasing", token });
+  await db.collection<InstanceDoc>("instances").insertOne({
+    ...newLeaseRecord({ id: "inst_left_releasing", provider: provider.name, token, maxJobs: 1, owner: "sched_gone", now: new Date() }),
+    providerInstanceId: stuck.providerInstanceId,
+    state: "RELEASING",
+  });
+  await scheduler.reconcileNow();
+  assert.ok(!(await provider.list()).some((i) => i.providerInstanceId === stuck.providerInstanceId), "destroyed at the provider");
+  const rec = await db.collection<InstanceDoc>("instances").findOne({ _id: "inst_left_releasing" });
+  assert.equal(rec?.state, "RELEASED");
+  assert.equal(rec?.releaseReason, "released");
 });
 
 test("a replica busy in a slow provider call is not taken for dead: its instances are not adopted", async () => {

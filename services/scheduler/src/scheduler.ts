@@ -135,6 +135,8 @@ export class Scheduler {
   readonly instances: InstanceStore;
   readonly #o: Required<SchedulerOptions>;
   readonly #fleet = new Map<string, LiveInstance>();
+  /** Instances whose release (destroy at the provider) this process has under way. */
+  readonly #releasing = new Set<string>();
   readonly #attempts = new Set<Promise<void>>();
   #timer?: NodeJS.Timeout;
   #reconcileTimer?: NodeJS.Timeout;
@@ -257,6 +259,8 @@ export class Scheduler {
         await this.#release(id, a.reason, a.reason === "boot_timeout" || a.reason === "exited" ? "FAILED" : "RELEASED");
         continue;
       }
+      // This process's own release of it is under way (its destroy in flight).
+      if (id && this.#releasing.has(id)) continue;
       const rec = id ? byId.get(id) : undefined;
       if (a.kind === "destroy") {
         this.#log.warn({ providerInstanceId: a.providerInstanceId, instanceId: id, reason: a.reason }, "destroying instance nobody uses");
@@ -535,12 +539,15 @@ export class Scheduler {
     await this.instances.update(instanceId, { state: "RELEASING" });
     for (const ctl of live.running.values()) ctl.abort(new Interruption(`instance released: ${reason}`, true));
     live.client?.close();
+    this.#releasing.add(instanceId);
     try {
       await this.#o.provider.destroy(live.doc.providerInstanceId);
     } catch (err) {
-      // Left RELEASING: the next start-up (and the reconciler) retries the destroy.
-      this.#log.error({ instanceId, err: String(err) }, "destroying instance failed");
+      // Left RELEASING: the reconciler retries the destroy.
+      this.#log.error({ instanceId, err: String(err) }, "destroying instance failed; the reconciler will retry");
       return;
+    } finally {
+      this.#releasing.delete(instanceId);
     }
     // A lease that ended in failure (never booted, exited, stopped answering) marks its host to be avoided for a while.
     if (finalState === "FAILED" && live.doc.hostId) {
