@@ -11,7 +11,11 @@ test("private, loopback, link-local, metadata and reserved addresses are blocked
   for (const a of ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "::", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "224.0.0.1"]) {
     assert.equal(isBlockedAddress(a), true, a);
   }
-  for (const a of ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]) assert.equal(isBlockedAddress(a), false, a);
+  // 6to4 with a private IPv4 inside (127.0.0.1, 169.254.169.254, 10.0.0.1), Teredo, local-use NAT64.
+  for (const a of ["2002:7f00:1::", "2002:a9fe:a9fe::1", "2002:0a00:0001:0:0:0:0:5", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "64:ff9b:1::a00:1"]) {
+    assert.equal(isBlockedAddress(a), true, a);
+  }
+  for (const a of ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "2002:808:808::1", "2001:4860:4860::8888"]) assert.equal(isBlockedAddress(a), false, a);
   assert.equal(isBlockedAddress("not-an-ip"), true);
 });
 

@@ -47,6 +47,9 @@ for (const [addr, prefix] of [
   ["::ffff:0:0:0", 96],
   ["fec0::", 10],
   ["64:ff9b::", 96],
+  ["64:ff9b:1::", 48], // NAT64 for local use (RFC 8215): may translate to any IPv4 of the operator's network
+  // Teredo: the client's IPv4 is hidden in the address and the relay is anyone's; nothing we fetch lives there.
+  ["2001::", 32],
   ["100::", 64],
   ["2001:db8::", 32],
   ["fc00::", 7], // unique local
@@ -56,6 +59,23 @@ for (const [addr, prefix] of [
   blocked.addSubnet(addr, prefix, "ipv6");
 }
 
+/** The eight 16-bit groups of an IPv6 address (with "::" and a trailing dotted quad expanded). */
+function ipv6Groups(address: string): number[] | undefined {
+  let a = address.split("%")[0]!;
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (quad) {
+    const [b0, b1, b2, b3] = quad.slice(1).map(Number) as [number, number, number, number];
+    a = `${a.slice(0, quad.index)}${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
+  }
+  const [head, tail] = a.split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail === undefined ? [] : tail ? tail.split(":") : [];
+  const missing = 8 - h.length - t.length;
+  if (tail === undefined ? missing !== 0 : missing < 1) return undefined;
+  const groups = [...h, ...Array<string>(tail === undefined ? 0 : missing).fill("0"), ...t].map((g) => parseInt(g, 16));
+  return groups.length === 8 && groups.every((g) => g >= 0 && g <= 0xffff) ? groups : undefined;
+}
+
 /** True for loopback, private, link-local, metadata, multicast and reserved addresses. */
 export function isBlockedAddress(address: string): boolean {
   const family = net.isIP(address);
@@ -63,6 +83,12 @@ export function isBlockedAddress(address: string): boolean {
   if (family === 6) {
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
     if (mapped) return blocked.check(mapped[1]!, "ipv4");
+    // 6to4 (2002::/16) carries an IPv4 address in bits 16–47: blocked when that address is.
+    const groups = ipv6Groups(address);
+    if (groups?.[0] === 0x2002) {
+      const v4 = `${groups[1]! >> 8}.${groups[1]! & 0xff}.${groups[2]! >> 8}.${groups[2]! & 0xff}`;
+      if (blocked.check(v4, "ipv4")) return true;
+    }
     return blocked.check(address, "ipv6");
   }
   return true; // not an IP at all: refuse
