@@ -108,3 +108,19 @@ test("an idle subscription is left alone; one whose messages end is started agai
   assert.deepEqual(got, ["a", "b"]);
   assert.ok(subscriptions >= 2, `subscribed again after the messages ended: ${subscriptions}`);
 });
+
+test("stopped while it subscribes: keepConsuming still ends", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.consumers.add("DC_TEST", { durable_name: "early", ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: "dc.early" });
+  const stop = new AbortController();
+  let ran = 0;
+  const consuming = keepConsuming(nc, { stream: "DC_TEST", durable: "early", maxMessages: 10, log, signal: stop.signal, retryMs: 50 }, async (messages) => {
+    ran++;
+    for await (const m of messages) m.ack();
+  });
+  // The abort lands while the consumer is being looked up, before any listener is on the signal.
+  stop.abort();
+  const ended = await Promise.race([consuming.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+  assert.equal(ended, true, "ended within 5 s");
+  assert.ok(ran <= 1);
+});

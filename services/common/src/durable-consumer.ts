@@ -74,6 +74,8 @@ export async function keepConsuming(
       const consumer = await jetstream(nc).consumers.get(o.stream, o.durable);
       messages = await consumer.consume({ max_messages: o.maxMessages });
       o.signal.addEventListener("abort", closeOnAbort, { once: true });
+      // Stopped while subscribing: the listener came too late to hear it.
+      if (o.signal.aborted) closeOnAbort();
       let lastProgressMs = clock();
       let checking = false;
       watchdog = setInterval(async () => {
